@@ -1,0 +1,69 @@
+/**
+ * The account: who a person is (immutable opaque `accountId`, used as `sub`; the changeable login
+ * `userId`), how to reach them, their status and grouping, and their password hash.
+ */
+import { randomBytes } from 'node:crypto';
+import { Schema, type Connection, type HydratedDocument, type Model } from 'mongoose';
+
+export const ACCOUNT_STATUSES = ['active', 'disabled', 'locked'] as const;
+export type AccountStatus = (typeof ACCOUNT_STATUSES)[number];
+
+export interface AccountFields {
+  accountId: string;
+  userId: string;
+  userIdLower: string;
+  email?: string | null;
+  emailLower?: string | null;
+  emailVerified: boolean;
+  name: string;
+  phone?: string | null;
+  phoneVerified: boolean;
+  status: AccountStatus;
+  market: string;
+  roles: string[];
+  passwordHash?: string | null;
+  passwordChangedAt?: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type AccountDocument = HydratedDocument<AccountFields>;
+
+/** 128 random bits, URL-safe: opaque, stable, and unrelated to anything the user can change. */
+export function newAccountId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+const accountSchema = new Schema<AccountFields>(
+  {
+    accountId: { type: String, required: true, immutable: true, default: newAccountId },
+    userId: { type: String, required: true, trim: true },
+    userIdLower: { type: String, required: true },
+    email: { type: String, default: null },
+    emailLower: { type: String, default: undefined },
+    emailVerified: { type: Boolean, default: false },
+    name: { type: String, required: true, trim: true },
+    phone: { type: String, default: null },
+    phoneVerified: { type: Boolean, default: false },
+    status: { type: String, enum: ACCOUNT_STATUSES, default: 'active' },
+    market: { type: String, default: 'default' },
+    roles: { type: [String], default: [] },
+    passwordHash: { type: String, default: null },
+    passwordChangedAt: { type: Date, default: null },
+  },
+  { collection: 'accounts', timestamps: true, strict: 'throw' },
+);
+
+accountSchema.index({ accountId: 1 }, { unique: true, name: 'accountId_unique' });
+accountSchema.index({ userIdLower: 1 }, { unique: true, name: 'userId_unique' });
+accountSchema.index({ emailLower: 1 }, { unique: true, sparse: true, name: 'email_unique' });
+
+// The lower-cased copies back the case-insensitive unique indexes; keep them in step.
+accountSchema.pre('validate', function syncLowercase() {
+  this.userIdLower = this.userId.toLowerCase();
+  this.emailLower = this.email ? this.email.toLowerCase() : undefined;
+});
+
+export function accountModel(connection: Connection): Model<AccountFields> {
+  return (connection.models.Account as Model<AccountFields> | undefined) ?? connection.model<AccountFields>('Account', accountSchema);
+}

@@ -1,0 +1,91 @@
+/**
+ * Account operations shared by the sign-in flow, the CLI and (later) the admin API.
+ */
+import type { Connection, Model } from 'mongoose';
+import { z } from 'zod';
+import { ConflictError, InputError, duplicateKeyField } from '../errors.js';
+import { assertPasswordStrength, WeakPasswordError, type PasswordHasher } from '../factors/password/password.js';
+import { accountModel, type AccountDocument, type AccountFields } from './account.model.js';
+
+const userIdRule = z
+  .string()
+  .trim()
+  .min(3, 'must be at least 3 characters')
+  .max(64, 'must be at most 64 characters')
+  // No "@": a login containing "@" is looked up as an email, so a User ID must never look like one.
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'may contain letters, digits, ".", "_" and "-" and must start with a letter or digit');
+
+export const newAccountInput = z.object({
+  userId: userIdRule,
+  email: z.email('must be a valid email address').max(254).optional(),
+  name: z.string().trim().min(1, 'must not be empty').max(200),
+  phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be in E.164 form, e.g. +14155550123').optional(),
+  market: z.string().regex(/^[A-Za-z0-9_-]{1,16}$/, 'must be a short market code such as US or default').default('default'),
+  roles: z.array(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be a lower-case role name')).default([]),
+  emailVerified: z.boolean().default(false),
+  password: z.string().optional(),
+});
+export type NewAccountInput = z.input<typeof newAccountInput>;
+
+export class AccountService {
+  readonly model: Model<AccountFields>;
+
+  constructor(
+    connection: Connection,
+    private readonly hasher: PasswordHasher,
+  ) {
+    this.model = accountModel(connection);
+  }
+
+  async create(input: NewAccountInput): Promise<AccountDocument> {
+    const parsed = newAccountInput.safeParse(input);
+    if (!parsed.success) throw InputError.fromZod(parsed.error, 'invalid account');
+    const { password, ...fields } = parsed.data;
+
+    let passwordHash: string | null = null;
+    if (password !== undefined) {
+      try {
+        assertPasswordStrength(password, this.hasher.rules, [fields.userId, fields.email?.split('@')[0] ?? '']);
+      } catch (err) {
+        if (err instanceof WeakPasswordError) throw new InputError(err.message, { password: err.message });
+        throw err;
+      }
+      passwordHash = await this.hasher.hash(password);
+    }
+
+    try {
+      return await this.model.create({
+        ...fields,
+        userIdLower: fields.userId.toLowerCase(),
+        passwordHash,
+        passwordChangedAt: passwordHash ? new Date() : null,
+      });
+    } catch (err) {
+      const field = duplicateKeyField(err);
+      if (field === false) throw err;
+      if (field?.startsWith('email')) throw new ConflictError('an account with this email already exists', 'email');
+      if (field?.startsWith('userId')) throw new ConflictError('an account with this User ID already exists', 'userId');
+      throw new ConflictError('an account with this User ID or email already exists');
+    }
+  }
+
+  /** Looks up the sign-in identifier: an email when it contains "@", otherwise a User ID. */
+  findByLogin(identifier: string): Promise<AccountDocument | null> {
+    const normalized = identifier.trim().toLowerCase();
+    if (!normalized || normalized.length > 254) return Promise.resolve(null);
+    return this.model.findOne(normalized.includes('@') ? { emailLower: normalized } : { userIdLower: normalized }).exec();
+  }
+
+  findByAccountId(accountId: string): Promise<AccountDocument | null> {
+    return this.model.findOne({ accountId }).exec();
+  }
+
+  async list(options: { limit?: number; skip?: number } = {}): Promise<AccountDocument[]> {
+    return this.model
+      .find({})
+      .sort({ userIdLower: 1 })
+      .skip(options.skip ?? 0)
+      .limit(Math.min(options.limit ?? 100, 1000))
+      .exec();
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Assembles Gatehouse: the parent Koa app with our routes first and oidc-provider mounted last.
+ */
+import { createHmac } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import Koa from 'koa';
+import mount from 'koa-mount';
+import views from 'koa-views';
+import type { Connection } from 'mongoose';
+import type Provider from 'oidc-provider';
+import { AccountService } from './accounts/accounts.js';
+import { AuditLog } from './audit/audit.js';
+import type { Config } from './config.js';
+import type { SecretBox } from './crypto/secret-box.js';
+import { demoRoutes } from './demo/demo-rp.js';
+import { PasswordHasher } from './factors/password/password.js';
+import { errorBoundary, requestContext, requireDatabase, sameOriginPosts, securityHeaders } from './http/middleware.js';
+import { VIEWS_DIR } from './http/render.js';
+import { CsrfTokens } from './interactions/csrf.js';
+import { SignInFlow } from './interactions/flow.js';
+import { interactionRoutes } from './interactions/routes.js';
+import type { Logger } from './logger.js';
+import { ensureAdapterIndexes } from './oidc/adapter.js';
+import { ClientRegistry } from './oidc/clients.js';
+import { loadProviderKeys, type ProviderKeys } from './oidc/keys.js';
+import { buildProvider } from './oidc/provider.js';
+
+export interface Services {
+  config: Config;
+  log: Logger;
+  connection: Connection;
+  secretBox: SecretBox;
+  provider: Provider;
+  accounts: AccountService;
+  clients: ClientRegistry;
+  audit: AuditLog;
+  hasher: PasswordHasher;
+  keys: ProviderKeys;
+}
+
+/** Everything but HTTP: shared by the server and the CLI. */
+export async function createServices(config: Config, log: Logger, connection: Connection, secretBox: SecretBox): Promise<Services> {
+  const hasher = new PasswordHasher(config.password.argon2, { minLength: config.password.minLength, maxLength: config.password.maxLength });
+  const accounts = new AccountService(connection, hasher);
+  const audit = new AuditLog(connection, log);
+  await Promise.all([ensureAdapterIndexes(connection), accounts.model.init(), audit.model.init()]);
+  const keys = await loadProviderKeys(connection, secretBox);
+  const provider = buildProvider({ config, connection, secretBox, keys, accounts, log });
+  const clients = new ClientRegistry(provider, connection);
+  return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys };
+}
+
+const ASSETS: Record<string, string> = { 'gatehouse.css': 'text/css; charset=utf-8' };
+
+export function createApp(services: Services): Koa {
+  const { config, log, provider, connection } = services;
+  const app = new Koa();
+  // oidc-provider's signed cookies are read back by our routes too, so both use the same keys.
+  app.keys = services.keys.cookieKeys;
+  app.proxy = config.trustProxy;
+
+  const csrf = new CsrfTokens(createHmac('sha256', services.keys.cookieKeys[0]!).update('gatehouse:csrf').digest('base64url'));
+  const flow = new SignInFlow({ provider, accounts: services.accounts, hasher: services.hasher, audit: services.audit, csrf });
+
+  app.use(requestContext(log));
+  app.use(securityHeaders);
+  app.use(errorBoundary(log));
+  app.use(requireDatabase(connection));
+  app.use(views(VIEWS_DIR, { extension: 'ejs' }));
+  app.use(sameOriginPosts(new URL(config.issuer).origin));
+
+  const site = new Router();
+  site.get('/', async (ctx) => {
+    await ctx.render('home', { title: 'Gatehouse', issuer: config.issuer, demo: config.demo.enabled });
+  });
+  site.get('/health', (ctx) => {
+    const up = connection.readyState === 1;
+    ctx.status = up ? 200 : 503;
+    ctx.body = { status: up ? 'ok' : 'unavailable', database: up ? 'up' : 'down' };
+  });
+  site.get('/assets/:file', async (ctx) => {
+    const type = ASSETS[ctx.params.file!];
+    if (!type) return ctx.throw(404, 'There is nothing at this address.');
+    ctx.type = type;
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = await readFile(path.join(VIEWS_DIR, 'assets', ctx.params.file!));
+  });
+  app.use(site.routes());
+
+  // Only our own routes get a body parser: oidc-provider parses its own request bodies.
+  const parseForms = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
+  const interactions = interactionRoutes(flow, csrf);
+  app.use(async (ctx, next) => (ctx.path.startsWith('/interaction/') ? parseForms(ctx, next) : next()));
+  app.use(interactions.routes());
+  app.use(interactions.allowedMethods());
+
+  if (config.demo.enabled) {
+    const demo = demoRoutes(services);
+    app.use(demo.routes());
+  }
+
+  app.use(mount(provider as unknown as Koa));
+  return app;
+}

@@ -1,0 +1,169 @@
+/**
+ * Configuration: config/default.json, then config/<NODE_ENV>.json, then environment variables.
+ * Validated once at start; every bad field is reported by its path so an operator can fix it.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const positiveInt = z.number().int().positive();
+
+const configSchema = z
+  .object({
+    env: z.enum(['development', 'production', 'test']),
+    port: z.number().int().min(0).max(65535),
+    issuer: z.url({ protocol: /^https?$/ }).nullable(),
+    trustProxy: z.boolean(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    dataDir: z.string().min(1),
+    mongodb: z.object({
+      uri: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URI').nullable(),
+      embedded: z.object({ port: z.number().int().min(1).max(65535) }),
+      serverSelectionTimeoutMs: positiveInt,
+    }),
+    secrets: z.object({
+      key: z.string().nullable(),
+      previousKeys: z.array(z.string()),
+    }),
+    password: z.object({
+      minLength: z.number().int().min(8).max(128),
+      maxLength: z.number().int().min(16).max(4096),
+      argon2: z.object({
+        memoryCost: z.number().int().min(8192),
+        timeCost: z.number().int().min(1),
+        parallelism: z.number().int().min(1).max(16),
+      }),
+    }),
+    ttl: z.object({
+      interactionSeconds: positiveInt,
+      sessionSeconds: positiveInt,
+      accessTokenSeconds: positiveInt,
+      clientCredentialsSeconds: positiveInt,
+      refreshTokenSeconds: positiveInt,
+      idTokenSeconds: positiveInt,
+      grantSeconds: positiveInt,
+    }),
+    demo: z.object({
+      enabled: z.boolean(),
+      clientId: z.string().min(1),
+      userId: z.string().min(1),
+      password: z.string().min(8),
+    }),
+  })
+  .strict();
+
+type RawConfig = z.infer<typeof configSchema>;
+export type Config = Omit<RawConfig, 'issuer'> & { issuer: string };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Json = Record<string, unknown>;
+
+function isPlainObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function deepMerge(base: Json, override: Json): Json {
+  const out: Json = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const current = out[key];
+    out[key] = isPlainObject(current) && isPlainObject(value) ? deepMerge(current, value) : value;
+  }
+  return out;
+}
+
+function readJson(file: string): Json {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    if (!isPlainObject(parsed)) throw new Error('top level must be an object');
+    return parsed;
+  } catch (err) {
+    throw new ConfigError([`${file}: ${(err as Error).message}`]);
+  }
+}
+
+function setPath(target: Json, dotted: string, value: unknown): void {
+  const keys = dotted.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    if (!isPlainObject(node[key])) node[key] = {};
+    node = node[key] as Json;
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+/** Environment variables that override the files; numbers and booleans are parsed, bad ones reported. */
+const envOverrides: Array<[variable: string, path: string, kind: 'string' | 'int' | 'bool' | 'list']> = [
+  ['PORT', 'port', 'int'],
+  ['ISSUER', 'issuer', 'string'],
+  ['TRUST_PROXY', 'trustProxy', 'bool'],
+  ['LOG_LEVEL', 'logLevel', 'string'],
+  ['GATEHOUSE_DATA_DIR', 'dataDir', 'string'],
+  ['MONGODB_URI', 'mongodb.uri', 'string'],
+  ['GATEHOUSE_EMBEDDED_DB_PORT', 'mongodb.embedded.port', 'int'],
+  ['GATEHOUSE_SECRETS_KEY', 'secrets.key', 'string'],
+  ['GATEHOUSE_SECRETS_PREVIOUS_KEYS', 'secrets.previousKeys', 'list'],
+  ['GATEHOUSE_DEMO', 'demo.enabled', 'bool'],
+];
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  configDir?: string;
+  /** Programmatic overrides applied last (tests use these). */
+  overrides?: Json;
+}
+
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const configDir = options.configDir ?? env.GATEHOUSE_CONFIG_DIR ?? path.join(projectRoot, 'config');
+  const nodeEnv = env.NODE_ENV ?? 'development';
+  const problems: string[] = [];
+
+  let raw = readJson(path.join(configDir, 'default.json'));
+  const envFile = path.join(configDir, `${nodeEnv}.json`);
+  if (existsSync(envFile)) raw = deepMerge(raw, readJson(envFile));
+  raw.env = nodeEnv;
+
+  for (const [variable, target, kind] of envOverrides) {
+    const value = env[variable];
+    if (value === undefined || value === '') continue;
+    if (kind === 'int') {
+      if (!/^\d+$/.test(value)) problems.push(`${variable}: must be a whole number, got "${value}"`);
+      else setPath(raw, target, Number(value));
+    } else if (kind === 'bool') {
+      if (!/^(true|false|1|0)$/i.test(value)) problems.push(`${variable}: must be true or false, got "${value}"`);
+      else setPath(raw, target, /^(true|1)$/i.test(value));
+    } else if (kind === 'list') {
+      setPath(raw, target, value.split(',').map((v) => v.trim()).filter(Boolean));
+    } else {
+      setPath(raw, target, value);
+    }
+  }
+  if (options.overrides) raw = deepMerge(raw, options.overrides);
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push(`${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+
+  const config = parsed.data;
+  if (config.env === 'production' && !config.secrets.key) {
+    throw new ConfigError(['secrets.key: GATEHOUSE_SECRETS_KEY is required in production (32 random bytes, base64)']);
+  }
+  if (config.env === 'production' && config.demo.enabled) {
+    throw new ConfigError(['demo.enabled: the demo client and account are never enabled in production']);
+  }
+  const issuer = (config.issuer ?? `http://localhost:${config.port}`).replace(/\/+$/, '');
+  return { ...config, issuer, dataDir: path.resolve(projectRoot, config.dataDir) };
+}

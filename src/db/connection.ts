@@ -1,0 +1,65 @@
+/**
+ * Opens the MongoDB connection Gatehouse runs on: MONGODB_URI when configured, otherwise the
+ * embedded database. Commands are not buffered while disconnected: a request during an outage
+ * fails fast (and becomes a 503) instead of hanging; the driver reconnects by itself.
+ */
+import mongoose, { type Connection } from 'mongoose';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import { startEmbeddedDatabase, type DatabaseKind } from './embedded.js';
+
+export interface Database {
+  connection: Connection;
+  kind: DatabaseKind;
+  close(): Promise<void>;
+}
+
+export function redactUri(uri: string): string {
+  return uri.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+export async function connectMongoose(uri: string, serverSelectionTimeoutMs: number): Promise<Connection> {
+  const connection = mongoose.createConnection(uri, {
+    serverSelectionTimeoutMS: serverSelectionTimeoutMs,
+    bufferCommands: false,
+    autoIndex: true,
+  });
+  await connection.asPromise();
+  return connection;
+}
+
+export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+  let uri = config.mongodb.uri;
+  let kind: DatabaseKind = 'external';
+  let stopEmbedded = async (): Promise<void> => undefined;
+  if (!uri) {
+    const embedded = await startEmbeddedDatabase({ port: config.mongodb.embedded.port, dataDir: config.dataDir, log });
+    uri = embedded.uri;
+    kind = embedded.kind;
+    stopEmbedded = embedded.stop;
+  }
+  log.info({ uri: redactUri(uri), kind }, 'connecting to MongoDB');
+  const connection = await connectMongoose(uri, config.mongodb.serverSelectionTimeoutMs);
+  connection.on('disconnected', () => log.error('MongoDB connection lost; answering 503 until it is back'));
+  connection.on('reconnected', () => log.info('MongoDB connection restored'));
+  return {
+    connection,
+    kind,
+    close: async () => {
+      await connection.close();
+      await stopEmbedded();
+    },
+  };
+}
+
+/** True for driver errors that mean "the database cannot be reached right now". */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return (
+    err instanceof mongoose.mongo.MongoNetworkError ||
+    err instanceof mongoose.mongo.MongoServerSelectionError ||
+    err instanceof mongoose.mongo.MongoNotConnectedError ||
+    err instanceof mongoose.mongo.MongoTopologyClosedError ||
+    /buffering timed out|Client must be connected|connection .* closed/i.test(err.message)
+  );
+}

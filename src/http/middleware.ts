@@ -1,0 +1,111 @@
+/**
+ * Cross-cutting HTTP behaviour: request ids, security headers, and the error boundary that turns
+ * every failure into a clear 4xx/503 page or JSON body. Nothing a client sends should produce a 500.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Context, Next } from 'koa';
+import type { Connection } from 'mongoose';
+import { isDatabaseUnavailable } from '../db/connection.js';
+import { ConflictError, InputError, NotFoundError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { renderView } from './render.js';
+
+export function requestContext(log: Logger) {
+  return async (ctx: Context, next: Next) => {
+    const incoming = ctx.get('x-request-id');
+    const requestId = /^[\w.-]{8,64}$/.test(incoming) ? incoming : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.set('X-Request-Id', requestId);
+    const started = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      log.debug({ requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+    }
+  };
+}
+
+export async function securityHeaders(ctx: Context, next: Next): Promise<void> {
+  await next();
+  ctx.set('X-Content-Type-Options', 'nosniff');
+  ctx.set('Referrer-Policy', 'no-referrer');
+  if (ctx.response.is('html')) {
+    ctx.set('X-Frame-Options', 'DENY');
+    // oidc-provider sets its own policy (with script hashes) on pages such as form_post; keep it.
+    if (!ctx.response.get('Content-Security-Policy')) ctx.set('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+    ctx.set('Cache-Control', 'no-store');
+  }
+}
+
+function wantsJson(ctx: Context): boolean {
+  return ctx.accepts('html', 'json') === 'json' || ctx.path.startsWith('/admin/api') || ctx.is('json') === 'json';
+}
+
+/** Maps an error to a status and a message safe to show. Unknown errors are 500 and logged. */
+export function classifyError(err: unknown): { status: number; code: string; message: string; fields?: Record<string, string> } {
+  const e = err as { status?: number; statusCode?: number; expose?: boolean; message?: string; name?: string; type?: string };
+  if (isDatabaseUnavailable(err) || e?.name === 'DatabaseUnavailableError') {
+    return { status: 503, code: 'temporarily_unavailable', message: 'The service is temporarily unavailable. Please try again in a moment.' };
+  }
+  if (err instanceof InputError) return { status: 400, code: 'invalid_request', message: err.message, fields: err.fields };
+  if (err instanceof ConflictError) return { status: 409, code: 'conflict', message: err.message };
+  if (err instanceof NotFoundError) return { status: 404, code: 'not_found', message: err.message };
+  if (e?.name === 'SessionNotFound' || e?.name === 'InvalidRequest' && /interaction/i.test(e.message ?? '')) {
+    return { status: 400, code: 'session_not_found', message: 'This sign-in page has expired or was already used. Go back to the application and start the sign-in again.' };
+  }
+  const status = e?.status ?? e?.statusCode;
+  if (status === 413 || e?.type === 'entity.too.large') return { status: 413, code: 'payload_too_large', message: 'What you sent is too large.' };
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const message = e.expose !== false && e.message ? e.message : 'The request could not be processed.';
+    return { status, code: 'invalid_request', message };
+  }
+  if (status === 503) return { status: 503, code: 'temporarily_unavailable', message: 'The service is temporarily unavailable. Please try again in a moment.' };
+  return { status: 500, code: 'server_error', message: 'Something went wrong on our side. Please try again.' };
+}
+
+export function errorBoundary(log: Logger) {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) ctx.throw(404, 'There is nothing at this address.');
+    } catch (err) {
+      const problem = classifyError(err);
+      if (problem.status >= 500) log.error({ err, requestId: ctx.state.requestId, path: ctx.path }, 'request failed');
+      ctx.status = problem.status;
+      if (problem.status === 503) ctx.set('Retry-After', '5');
+      if (wantsJson(ctx)) {
+        ctx.body = { error: problem.code, error_description: problem.message, ...(problem.fields ? { fields: problem.fields } : {}) };
+        return;
+      }
+      ctx.type = 'html';
+      ctx.body = await renderView('error', {
+        title: problem.status === 404 ? 'Not found' : 'Something went wrong',
+        heading: problem.status === 404 ? 'Page not found' : problem.status === 503 ? 'Temporarily unavailable' : 'We could not complete that',
+        message: problem.message,
+        detail: null,
+        code: problem.code,
+      });
+    }
+  };
+}
+
+/** While the database is unreachable every request but /health gets a 503 straight away. */
+export function requireDatabase(connection: Connection) {
+  return async (ctx: Context, next: Next) => {
+    if (connection.readyState !== 1 && ctx.path !== '/health') {
+      ctx.throw(503, 'The service is temporarily unavailable. Please try again in a moment.');
+    }
+    await next();
+  };
+}
+
+/** Rejects cross-site form posts outright when the browser says where they came from. */
+export function sameOriginPosts(issuerOrigin: string) {
+  return async (ctx: Context, next: Next) => {
+    const origin = ctx.get('origin');
+    if (ctx.method === 'POST' && origin && origin !== 'null' && origin !== issuerOrigin && ctx.path.startsWith('/interaction/')) {
+      ctx.throw(403, 'This form was sent from another site and has been refused.');
+    }
+    await next();
+  };
+}

@@ -1,0 +1,52 @@
+/** `npm start`: run Gatehouse with the configuration from config/ and the environment. */
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { startGatehouse } from './server.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  const gatehouse = await startGatehouse(config, log);
+  const { url, demo } = gatehouse;
+
+  const lines = [
+    '',
+    `  Gatehouse is running at ${url}`,
+    `  Discovery: ${url}/.well-known/openid-configuration`,
+    `  Database:  ${gatehouse.services.connection.host}:${gatehouse.services.connection.port} (${config.mongodb.uri ? 'MONGODB_URI' : 'embedded'})`,
+  ];
+  if (demo) {
+    lines.push(
+      '',
+      `  Demo app:  ${url}/demo`,
+      `  Demo account: User ID "${demo.userId}", password "${demo.password}"`,
+      `  Demo client:  client_id "${demo.clientId}" (its secret is stored encrypted; the demo app reads it)`,
+    );
+  }
+  console.log(lines.join('\n') + '\n');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    await gatehouse.close().catch((err: unknown) => log.error({ err }, 'error while shutting down'));
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  console.error(`Gatehouse could not start: ${(err as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,158 @@
+/**
+ * oidc-provider's configuration: storage, keys, claims, features, TTLs, cookies and the pages it
+ * renders itself (errors, logout). The sign-in and consent pages are ours (src/interactions/).
+ */
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Connection } from 'mongoose';
+import type { Config } from '../config.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { AccountService } from '../accounts/accounts.js';
+import type { Logger } from '../logger.js';
+import { renderView } from '../http/render.js';
+import { createAdapterFactory } from './adapter.js';
+import { createFindAccount } from './claims.js';
+import type { ProviderKeys } from './keys.js';
+import { ACR, SCOPE_CLAIMS } from './scopes.js';
+
+export interface ProviderDeps {
+  config: Config;
+  connection: Connection;
+  secretBox: SecretBox;
+  keys: ProviderKeys;
+  accounts: AccountService;
+  log: Logger;
+}
+
+/** Marks first-party clients, which skip the consent page. Only an administrator may set it. */
+export const FIRST_PARTY = 'first_party';
+
+/** Error pages say what happened in words, never with a stack trace. */
+const FRIENDLY_ERRORS: Record<string, string> = {
+  invalid_client: 'This application is not registered with Gatehouse, or its registration has been removed.',
+  invalid_redirect_uri: 'The application asked to return to an address it has not registered.',
+  invalid_request: 'The sign-in request was not valid.',
+  session_not_found: 'Your sign-in session has expired or was not found.',
+  temporarily_unavailable: 'Sign-in is temporarily unavailable. Please try again in a moment.',
+  server_error: 'Something went wrong on our side.',
+};
+
+export function buildProvider(deps: ProviderDeps): Provider {
+  const { config, connection, secretBox, keys, accounts, log } = deps;
+  const secureCookies = config.issuer.startsWith('https:');
+  const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure: secureCookies, overwrite: true };
+
+  const configuration: Configuration = {
+    adapter: createAdapterFactory(connection, secretBox),
+    clients: [],
+    findAccount: createFindAccount(accounts),
+    jwks: keys.jwks as Configuration['jwks'],
+    cookies: {
+      keys: keys.cookieKeys,
+      long: { ...cookieOptions },
+      short: { ...cookieOptions },
+      names: { session: 'gh_session', interaction: 'gh_interaction', resume: 'gh_resume' },
+    },
+    claims: {
+      acr: null,
+      amr: null,
+      auth_time: null,
+      sid: null,
+      openid: [...SCOPE_CLAIMS.openid],
+      profile: [...SCOPE_CLAIMS.profile],
+      email: [...SCOPE_CLAIMS.email],
+      phone: [...SCOPE_CLAIMS.phone],
+    },
+    scopes: ['openid', 'offline_access', 'profile', 'email', 'phone'],
+    acrValues: [ACR.password, ACR.multiFactor],
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+      require_auth_time: true,
+    },
+    extraClientMetadata: {
+      properties: [FIRST_PARTY],
+      validator(ctx, key, value) {
+        if (key !== FIRST_PARTY) return;
+        if (value !== undefined && typeof value !== 'boolean') {
+          throw new errors.InvalidClientMetadata(`${FIRST_PARTY} must be a boolean`);
+        }
+        // Self-registered clients must not grant themselves consent-free access.
+        if (value === true && ctx && (ctx as KoaContextWithOIDC).oidc?.route?.startsWith('registration')) {
+          throw new errors.InvalidClientMetadata(`${FIRST_PARTY} can only be set by an administrator`);
+        }
+      },
+    },
+    features: {
+      devInteractions: { enabled: false },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      clientCredentials: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          ctx.type = 'html';
+          ctx.body = await renderView('logout', { title: 'Sign out', form, clientName: ctx.oidc.client?.clientName ?? null });
+        },
+        async postLogoutSuccessSource(ctx) {
+          ctx.type = 'html';
+          ctx.body = await renderView('logged-out', { title: 'Signed out', clientName: ctx.oidc.client?.clientName ?? null });
+        },
+      },
+    },
+    pkce: {
+      // Every authorization-code client proves possession of its code with PKCE (S256).
+      required: () => true,
+    },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    async loadExistingGrant(ctx) {
+      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+      if (grantId) {
+        const grant = await ctx.oidc.provider.Grant.find(grantId);
+        if (grant) return grant;
+      }
+      const client = ctx.oidc.client!;
+      if ((client as unknown as Record<string, unknown>)[FIRST_PARTY] !== true) return undefined;
+      // First-party clients: everything they ask for is granted without a consent page.
+      const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: ctx.oidc.session!.accountId! });
+      grant.addOIDCScope(ctx.oidc.requestParamScopes ? [...ctx.oidc.requestParamScopes].join(' ') : 'openid');
+      const claims = ctx.oidc.requestParamClaims;
+      if (claims) grant.addOIDCClaims([...claims]);
+      await grant.save();
+      return grant;
+    },
+    ttl: {
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessTokenSeconds,
+      AuthorizationCode: 60,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.clientCredentialsSeconds,
+      IdToken: config.ttl.idTokenSeconds,
+      RefreshToken: config.ttl.refreshTokenSeconds,
+      Interaction: config.ttl.interactionSeconds,
+      Session: config.ttl.sessionSeconds,
+      Grant: config.ttl.grantSeconds,
+      DeviceCode: 600,
+      BackchannelAuthenticationRequest: 600,
+    },
+    async renderError(ctx, out, error) {
+      const code = String(out.error ?? 'server_error');
+      if (code === 'server_error') log.error({ err: error }, 'oidc-provider server error');
+      ctx.type = 'html';
+      ctx.body = await renderView('error', {
+        title: 'Sign-in problem',
+        heading: code === 'temporarily_unavailable' ? 'Temporarily unavailable' : 'We could not complete this sign-in',
+        message: FRIENDLY_ERRORS[code] ?? 'The request could not be completed.',
+        detail: code === 'server_error' ? null : (out.error_description ?? null),
+        code,
+      });
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+  provider.on('server_error', (_ctx: unknown, err: Error) => log.error({ err }, 'oidc-provider server_error'));
+  return provider;
+}

@@ -1,0 +1,68 @@
+/**
+ * Starts Gatehouse: database, services, HTTP. Used by `npm start` (src/main.ts) and by the tests,
+ * which ask for port 0 and get the issuer of the port actually bound.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp, createServices, type Services } from './app.js';
+import type { Config } from './config.js';
+import { loadSecretBox } from './crypto/secrets-key.js';
+import { openDatabase, type Database } from './db/connection.js';
+import { seedDemo, type DemoCredentials } from './demo/seed.js';
+import type { Logger } from './logger.js';
+
+export interface RunningGatehouse {
+  config: Config;
+  services: Services;
+  server: http.Server;
+  url: string;
+  demo?: DemoCredentials;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** An already-open database (tests share one); otherwise one is opened from config. */
+  database?: Database;
+}
+
+export async function startGatehouse(config: Config, log: Logger, options: StartOptions = {}): Promise<RunningGatehouse> {
+  const server = http.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, resolve);
+  });
+  const port = (server.address() as AddressInfo).port;
+  // With port 0 and no explicit issuer, the issuer follows the port the OS picked.
+  const effective: Config = config.port === 0 && config.issuer === 'http://localhost:0' ? { ...config, port, issuer: `http://localhost:${port}` } : config;
+
+  let database: Database | undefined;
+  try {
+    database = options.database ?? (await openDatabase(effective, log));
+    const secretBox = loadSecretBox(effective, log);
+    const services = await createServices(effective, log, database.connection, secretBox);
+    const demo = effective.demo.enabled ? await seedDemo(services) : undefined;
+    const app = createApp(services);
+    app.on('error', (err: Error & { status?: number }) => {
+      if (!err.status || err.status >= 500) log.error({ err }, 'unhandled app error');
+    });
+    server.on('request', app.callback());
+
+    const ownDatabase = !options.database;
+    return {
+      config: effective,
+      services,
+      server,
+      url: effective.issuer,
+      ...(demo ? { demo } : {}),
+      close: async () => {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        if (ownDatabase) await database!.close();
+      },
+    };
+  } catch (err) {
+    server.close();
+    if (database && !options.database) await database.close().catch(() => undefined);
+    throw err;
+  }
+}
