@@ -57,12 +57,14 @@ export function buildProvider(deps: ProviderDeps): Provider {
       amr: null,
       auth_time: null,
       sid: null,
-      openid: [...SCOPE_CLAIMS.openid],
+      // acr and amr ride on the openid scope so every ID token says how the user authenticated.
+      openid: [...SCOPE_CLAIMS.openid, 'acr', 'amr'],
       profile: [...SCOPE_CLAIMS.profile],
       email: [...SCOPE_CLAIMS.email],
       phone: [...SCOPE_CLAIMS.phone],
     },
     scopes: ['openid', 'offline_access', 'profile', 'email', 'phone'],
+    responseTypes: ['code'],
     acrValues: [ACR.password, ACR.multiFactor],
     clientDefaults: {
       grant_types: ['authorization_code'],

@@ -1,0 +1,177 @@
+/**
+ * The core OIDC flows end to end: openid-client as the RP, the real Gatehouse pages submitted as a
+ * browser would, the real database underneath.
+ */
+import * as oidc from 'openid-client';
+import { Browser } from './support/browser.js';
+import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.js';
+import { discover, exchange, isCallback, RP_REDIRECT, signIn, startAuthorization } from './support/rp.js';
+
+let gh: TestGatehouse;
+let rp: oidc.Configuration;
+let aliceId: string;
+let machineClient: { clientId: string; clientSecret: string };
+const PASSWORD = 'correct horse battery';
+
+beforeAll(async () => {
+  gh = await startTestGatehouse('oidc_flows');
+  const alice = await gh.services.accounts.create({ userId: 'Alice', email: 'alice@example.com', name: 'Alice Example', password: PASSWORD, phone: '+14155550123', emailVerified: true });
+  aliceId = alice.accountId;
+  const web = await gh.services.clients.create({
+    name: 'Example Web App',
+    redirectUris: [RP_REDIRECT],
+    postLogoutRedirectUris: ['http://localhost:8976/bye'],
+    grantTypes: ['authorization_code', 'refresh_token'],
+  });
+  rp = await discover(gh.url, web.clientId, web.clientSecret);
+  const machine = await gh.services.clients.create({ name: 'Nightly batch', grantTypes: ['client_credentials'] });
+  machineClient = { clientId: machine.clientId, clientSecret: machine.clientSecret! };
+});
+
+afterAll(async () => {
+  await gh?.close();
+});
+
+describe('discovery', () => {
+  test('advertises the endpoints, PKCE and the claims Gatehouse supports', () => {
+    const meta = rp.serverMetadata();
+    expect(meta.issuer).toBe(gh.url);
+    for (const endpoint of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri', 'introspection_endpoint', 'revocation_endpoint', 'end_session_endpoint'] as const) {
+      expect(meta[endpoint]).toMatch(new RegExp(`^${gh.url}/`));
+    }
+    expect(meta.code_challenge_methods_supported).toEqual(['S256']);
+    expect(meta.response_types_supported).toEqual(['code']);
+    expect(meta.grant_types_supported).toEqual(expect.arrayContaining(['authorization_code', 'refresh_token', 'client_credentials']));
+    expect(meta.claims_supported).toEqual(expect.arrayContaining(['sub', 'preferred_username', 'email', 'phone_number', 'amr', 'acr', 'auth_time']));
+  });
+
+  test('publishes ES256 and RS256 public signing keys, and no private parts', async () => {
+    const jwks = (await (await fetch(`${gh.url}/jwks`)).json()) as { keys: Array<Record<string, string>> };
+    expect(jwks.keys.map((k) => k.alg).sort()).toEqual(['ES256', 'RS256']);
+    for (const key of jwks.keys) expect(key.d).toBeUndefined();
+  });
+});
+
+describe('authorization code + PKCE', () => {
+  test('password sign-in and consent give tokens with the right claims; userinfo, refresh, introspection and revocation work', async () => {
+    const attempt = await startAuthorization(rp, { scope: 'openid profile email phone offline_access', prompt: 'consent' });
+    expect(attempt.page.status).toBe(200);
+    expect(attempt.page.body).toContain('Example Web App');
+    expect(attempt.page.url).toMatch(/\/interaction\//);
+
+    const afterLogin = await attempt.browser.submit(attempt.page, '/login', { login: 'alice', password: PASSWORD }, isCallback);
+    expect(afterLogin.body).toContain('Allow access?');
+    expect(afterLogin.body).toContain('See your email address');
+    expect(afterLogin.body).toContain('See your phone number');
+    const callback = await attempt.browser.submit(afterLogin, '/confirm', {}, isCallback);
+    expect(callback.url).toMatch(/^http:\/\/localhost:8976\/callback\?code=/);
+
+    const tokens = await exchange(rp, attempt, callback.url);
+    const claims = tokens.claims()!;
+    expect(claims.sub).toBe(aliceId);
+    expect(claims.sub).not.toMatch(/alice/i);
+    expect(claims.amr).toEqual(['pwd']);
+    expect(claims.acr).toBe('urn:gatehouse:acr:pwd');
+    expect(typeof claims.auth_time).toBe('number');
+    expect(Math.abs(Number(claims.auth_time) - Date.now() / 1000)).toBeLessThan(60);
+    expect(JSON.parse(Buffer.from(tokens.id_token!.split('.')[1]!, 'base64url').toString()).iss).toBe(gh.url);
+
+    const userinfo = await oidc.fetchUserInfo(rp, tokens.access_token, claims.sub);
+    expect(userinfo).toMatchObject({
+      sub: aliceId,
+      name: 'Alice Example',
+      preferred_username: 'Alice',
+      email: 'alice@example.com',
+      email_verified: true,
+      phone_number: '+14155550123',
+      phone_number_verified: false,
+    });
+    expect(typeof userinfo.updated_at).toBe('number');
+
+    expect(tokens.refresh_token).toBeTruthy();
+    const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token!);
+    expect(refreshed.access_token).not.toBe(tokens.access_token);
+    expect(refreshed.claims()!.sub).toBe(aliceId);
+
+    const active = await oidc.tokenIntrospection(rp, refreshed.access_token);
+    expect(active).toMatchObject({ active: true, sub: aliceId, client_id: rp.clientMetadata().client_id });
+
+    await oidc.tokenRevocation(rp, refreshed.access_token);
+    const revoked = await oidc.tokenIntrospection(rp, refreshed.access_token);
+    expect(revoked.active).toBe(false);
+  });
+
+  test('an account can sign in with its email, in any letter case', async () => {
+    const attempt = await startAuthorization(rp);
+    const callback = await signIn(attempt, 'ALICE@Example.com', PASSWORD);
+    const tokens = await exchange(rp, attempt, callback.url);
+    expect(tokens.claims()!.sub).toBe(aliceId);
+  });
+
+  test('a second authorization reuses the remembered grant: no consent page', async () => {
+    const browser = new Browser();
+    const first = await startAuthorization(rp, {}, browser);
+    await signIn(first, 'alice', PASSWORD);
+    const second = await startAuthorization(rp, {}, browser);
+    expect(isCallback(second.page.url)).toBe(true);
+    const tokens = await exchange(rp, second, second.page.url);
+    expect(tokens.claims()!.sub).toBe(aliceId);
+  });
+
+  test('a replayed authorization code is refused', async () => {
+    const attempt = await startAuthorization(rp);
+    const callback = await signIn(attempt, 'alice', PASSWORD);
+    await exchange(rp, attempt, callback.url);
+    await expect(exchange(rp, attempt, callback.url)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  test('denying consent returns access_denied to the RP', async () => {
+    const attempt = await startAuthorization(rp, { prompt: 'consent' });
+    const consent = await attempt.browser.submit(attempt.page, '/login', { login: 'alice', password: PASSWORD }, isCallback);
+    const callback = await attempt.browser.submit(consent, '/abort', {}, isCallback);
+    const params = new URL(callback.url).searchParams;
+    expect(params.get('error')).toBe('access_denied');
+    expect(params.get('state')).toBe(attempt.state);
+  });
+});
+
+describe('client_credentials', () => {
+  test('a client registered for it gets an access token, which introspects as active', async () => {
+    const machine = await discover(gh.url, machineClient.clientId, machineClient.clientSecret);
+    const tokens = await oidc.clientCredentialsGrant(machine, {});
+    expect(tokens.token_type.toLowerCase()).toBe('bearer');
+    const info = await oidc.tokenIntrospection(machine, tokens.access_token);
+    expect(info).toMatchObject({ active: true, client_id: machineClient.clientId });
+  });
+
+  test('a client not registered for it is refused', async () => {
+    const { client_id: id } = rp.clientMetadata();
+    const secret = (await gh.services.provider.Client.find(id))!.clientSecret!;
+    const response = await fetch(rp.serverMetadata().token_endpoint!, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error_description: 'requested grant type is not allowed for this client' });
+  });
+});
+
+describe('RP-initiated logout', () => {
+  test('ends the session and returns to the registered post-logout URI', async () => {
+    const attempt = await startAuthorization(rp);
+    const callback = await signIn(attempt, 'alice', PASSWORD);
+    const tokens = await exchange(rp, attempt, callback.url);
+
+    const logoutUrl = oidc.buildEndSessionUrl(rp, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: 'http://localhost:8976/bye', state: 'xyz' });
+    const confirm = await attempt.browser.follow(logoutUrl.href);
+    expect(confirm.status).toBe(200);
+    expect(confirm.body).toContain('Sign out?');
+    const done = await attempt.browser.submit(confirm, '/session/end/confirm', { logout: 'yes' }, (url) => url.startsWith('http://localhost:8976/bye'));
+    expect(done.url).toBe('http://localhost:8976/bye?state=xyz');
+
+    // The session is gone: a new authorization asks for the password again.
+    const again = await startAuthorization(rp, {}, attempt.browser);
+    expect(again.page.body).toContain('name="password"');
+  });
+});
