@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -8,6 +8,8 @@ const redactPaths = [
   'code', '*.code', 'token', '*.token', 'req.headers.authorization', 'req.headers.cookie',
 ];
 
-export function createLogger(level: string): Logger {
-  return pino({ level, redact: { paths: redactPaths, censor: '[redacted]' }, base: { service: 'gatehouse' } });
+/** Logs to stdout unless given a destination (the CLI passes `pino.destination(2)`: stdout is for its output). */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const options = { level, redact: { paths: redactPaths, censor: '[redacted]' }, base: { service: 'gatehouse' } };
+  return destination ? pino(options, destination) : pino(options);
 }

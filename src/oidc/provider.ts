@@ -11,6 +11,7 @@ import type { Logger } from '../logger.js';
 import { renderView } from '../http/render.js';
 import { createAdapterFactory } from './adapter.js';
 import { createFindAccount } from './claims.js';
+import { buildInteractionPolicy } from './interaction-policy.js';
 import type { ProviderKeys } from './keys.js';
 import { ACR, SCOPE_CLAIMS } from './scopes.js';
 
@@ -109,6 +110,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
       required: () => true,
     },
     interactions: {
+      policy: buildInteractionPolicy(),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     async loadExistingGrant(ctx) {
