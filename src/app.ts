@@ -53,6 +53,21 @@ export async function createServices(config: Config, log: Logger, connection: Co
   return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys };
 }
 
+/** A real round trip, bounded in time: the connection state alone lags behind an outage. */
+async function databaseAnswers(connection: Connection, timeoutMs = 2000): Promise<boolean> {
+  if (connection.readyState !== 1 || !connection.db) return false;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const ping = connection.db.command({ ping: 1 }).then(() => true, () => false);
+  try {
+    return await Promise.race([ping, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const ASSETS: Record<string, string> = { 'gatehouse.css': 'text/css; charset=utf-8' };
 
 export function createApp(services: Services): Koa {
@@ -76,8 +91,8 @@ export function createApp(services: Services): Koa {
   site.get('/', async (ctx) => {
     await ctx.render('home', { title: 'Gatehouse', issuer: config.issuer, demo: config.demo.enabled });
   });
-  site.get('/health', (ctx) => {
-    const up = connection.readyState === 1;
+  site.get('/health', async (ctx) => {
+    const up = await databaseAnswers(connection);
     ctx.status = up ? 200 : 503;
     ctx.body = { status: up ? 'ok' : 'unavailable', database: up ? 'up' : 'down' };
   });

@@ -38,7 +38,8 @@ export async function securityHeaders(ctx: Context, next: Next): Promise<void> {
 }
 
 function wantsJson(ctx: Context): boolean {
-  return ctx.accepts('html', 'json') === 'json' || ctx.path.startsWith('/admin/api') || ctx.is('json') === 'json';
+  // Browsers ask for HTML; API clients that name nothing get JSON.
+  return ctx.accepts('json', 'html') === 'json' || ctx.path.startsWith('/admin/api');
 }
 
 /** Maps an error to a status and a message safe to show. Unknown errors are 500 and logged. */

@@ -1,0 +1,86 @@
+/**
+ * The MongoDB adapter for oidc-provider artifacts, against the real test database.
+ */
+import { SecretBox } from '../src/crypto/secret-box.js';
+import type { Database } from '../src/db/connection.js';
+import { ARTIFACT_MODELS, CLIENTS_COLLECTION, collectionFor, createAdapterFactory, ensureAdapterIndexes } from '../src/oidc/adapter.js';
+import { openTestDatabase, testDatabaseUri } from './support/gatehouse.js';
+
+let db: Database;
+let adapterFor: ReturnType<typeof createAdapterFactory>;
+const box = new SecretBox(Buffer.alloc(32, 3));
+
+beforeAll(async () => {
+  db = await openTestDatabase(testDatabaseUri('adapter'));
+  await ensureAdapterIndexes(db.connection);
+  adapterFor = createAdapterFactory(db.connection, box);
+});
+
+afterAll(async () => {
+  await db.connection.dropDatabase();
+  await db.close();
+});
+
+describe.each(ARTIFACT_MODELS.map((m) => [m]))('%s', (model) => {
+  test('upsert, find, consume and destroy', async () => {
+    const adapter = adapterFor(model);
+    const payload = { jti: `${model}-1`, kind: model, grantId: 'g1', resources: { 'https://api.example.com/v1': 'read' } };
+    await adapter.upsert(`${model}-1`, payload as never, 60);
+    expect(await adapter.find(`${model}-1`)).toEqual(payload);
+
+    await adapter.consume(`${model}-1`);
+    const consumed = await adapter.find(`${model}-1`);
+    expect(typeof consumed?.consumed).toBe('number');
+
+    await adapter.destroy(`${model}-1`);
+    expect(await adapter.find(`${model}-1`)).toBeUndefined();
+  });
+
+  test('an expired record is never returned, even before the TTL sweeper removes it', async () => {
+    const adapter = adapterFor(model);
+    await adapter.upsert(`${model}-exp`, { jti: `${model}-exp`, uid: `${model}-uid-exp`, userCode: `${model}-UC-EXP` } as never, 60);
+    await db.connection.collection(collectionFor(model)).updateOne({ _id: `${model}-exp` as never }, { $set: { expiresAt: new Date(Date.now() - 1) } });
+    expect(await adapter.find(`${model}-exp`)).toBeUndefined();
+    expect(await adapter.findByUid(`${model}-uid-exp`)).toBeUndefined();
+    expect(await adapter.findByUserCode(`${model}-UC-EXP`)).toBeUndefined();
+  });
+});
+
+test('lookups by uid and userCode', async () => {
+  await adapterFor('Session').upsert('s1', { jti: 's1', uid: 'uid-1', accountId: 'a' } as never, 60);
+  expect(await adapterFor('Session').findByUid('uid-1')).toMatchObject({ jti: 's1', accountId: 'a' });
+  await adapterFor('DeviceCode').upsert('d1', { jti: 'd1', userCode: 'ABCD-EFGH' } as never, 60);
+  expect(await adapterFor('DeviceCode').findByUserCode('ABCD-EFGH')).toMatchObject({ jti: 'd1' });
+  expect(await adapterFor('DeviceCode').findByUserCode('NOPE')).toBeUndefined();
+});
+
+test('revokeByGrantId removes exactly that grant’s records', async () => {
+  const tokens = adapterFor('AccessToken');
+  await tokens.upsert('t1', { jti: 't1', grantId: 'grant-a' } as never, 60);
+  await tokens.upsert('t2', { jti: 't2', grantId: 'grant-a' } as never, 60);
+  await tokens.upsert('t3', { jti: 't3', grantId: 'grant-b' } as never, 60);
+  await tokens.revokeByGrantId('grant-a');
+  expect(await tokens.find('t1')).toBeUndefined();
+  expect(await tokens.find('t2')).toBeUndefined();
+  expect(await tokens.find('t3')).toMatchObject({ jti: 't3' });
+});
+
+test('records are stored with a TTL index on expiresAt', async () => {
+  const indexes = await db.connection.collection(collectionFor('AccessToken')).indexes();
+  expect(indexes.find((i) => i.name === 'expiresAt_ttl')).toMatchObject({ expireAfterSeconds: 0 });
+  expect(indexes.map((i) => i.name)).toEqual(expect.arrayContaining(['grantId', 'uid', 'userCode']));
+});
+
+test('client secrets are sealed at rest and open again on find', async () => {
+  const clients = adapterFor('Client');
+  const secret = 'a-client-secret-that-must-never-be-stored-in-clear';
+  await clients.upsert('c1', { client_id: 'c1', client_secret: secret, redirect_uris: ['https://rp.example/cb'] } as never, 0);
+  const raw = await db.connection.collection(CLIENTS_COLLECTION).findOne({ _id: 'c1' as never });
+  expect(JSON.stringify(raw)).not.toContain(secret);
+  expect(raw?.secretSealed).toMatch(/^v1\./);
+  expect(await clients.find('c1')).toMatchObject({ client_id: 'c1', client_secret: secret, redirect_uris: ['https://rp.example/cb'] });
+
+  // A secret sealed for one client cannot be moved onto another.
+  await db.connection.collection(CLIENTS_COLLECTION).insertOne({ _id: 'c2' as never, metadata: {}, secretSealed: raw!.secretSealed, createdAt: new Date(), updatedAt: new Date() });
+  await expect(clients.find('c2')).rejects.toThrow();
+});

@@ -1,0 +1,71 @@
+/**
+ * MongoDB going away: requests get a 503 (page or JSON), never a crash or a 500, and Gatehouse
+ * recovers by itself when the database comes back. Runs on its own stand-in process, which it stops
+ * and restarts (with its snapshot file, so the data is the same when it comes back).
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as oidc from 'openid-client';
+import { localUri } from '../src/db/embedded.js';
+import { startStandin, type RunningStandin } from '../src/db/standin.js';
+import { Browser } from './support/browser.js';
+import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.js';
+import { discover } from './support/rp.js';
+
+let standin: RunningStandin | undefined;
+let gh: TestGatehouse | undefined;
+const dataFile = path.join(mkdtempSync(path.join(tmpdir(), 'gatehouse-outage-')), 'snapshot.bson');
+
+afterAll(async () => {
+  await gh?.close().catch(() => undefined);
+  await standin?.stop();
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error('condition not met in time');
+}
+
+test('a database outage gives 503s and Gatehouse recovers when the database returns', async () => {
+  standin = await startStandin({ port: 0, dataFile });
+  const port = standin.port;
+  gh = await startTestGatehouse('outage', { dbUri: localUri(port, 'outage'), overrides: { mongodb: { serverSelectionTimeoutMs: 1000 } } });
+  const machine = await gh.services.clients.create({ name: 'Outage machine', grantTypes: ['client_credentials'] });
+  const rp = await discover(gh.url, machine.clientId, machine.clientSecret);
+  expect((await oidc.clientCredentialsGrant(rp, {})).access_token).toBeTruthy();
+  await new Promise((r) => setTimeout(r, 600)); // let the stand-in write its snapshot
+
+  await standin.stop();
+
+  const token = await fetch(rp.serverMetadata().token_endpoint!, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${machine.clientId}:${machine.clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=client_credentials',
+  });
+  expect(token.status).toBe(503);
+  expect(await token.json()).toMatchObject({ error: 'temporarily_unavailable' });
+
+  const page = await new Browser().request(`${gh.url}/auth?client_id=${machine.clientId}&response_type=code&scope=openid`);
+  expect(page.status).toBe(503);
+  expect(page.body).toContain('Temporarily unavailable');
+
+  const health = await fetch(`${gh.url}/health`);
+  expect(health.status).toBe(503);
+  expect(await health.json()).toEqual({ status: 'unavailable', database: 'down' });
+
+  // The database comes back on the same port with the same data.
+  standin = await startStandin({ port, dataFile });
+  await waitFor(async () => (await fetch(`${gh!.url}/health`)).status === 200, 30_000);
+  await waitFor(async () => {
+    try {
+      return Boolean((await oidc.clientCredentialsGrant(rp, {})).access_token);
+    } catch {
+      return false;
+    }
+  }, 30_000);
+});
