@@ -7,7 +7,18 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
-export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The folder holding package.json, config/ and views/, whether we run from src/ or a build in dist/. */
+function findProjectRoot(start: string): string {
+  let dir = start;
+  while (!existsSync(path.join(dir, 'package.json')) || !existsSync(path.join(dir, 'views'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`cannot find the Gatehouse project folder above ${start}`);
+    dir = parent;
+  }
+  return dir;
+}
+
+export const projectRoot = findProjectRoot(path.dirname(fileURLToPath(import.meta.url)));
 
 const positiveInt = z.number().int().positive();
 

@@ -3,6 +3,13 @@ import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { startGatehouse } from './server.js';
 
+const DATABASE_LABELS = {
+  external: 'MONGODB_URI',
+  'shared-embedded': 'embedded, shared with another Gatehouse process',
+  mongod: 'embedded mongod',
+  standin: 'embedded MongoDB stand-in',
+} as const;
+
 async function main(): Promise<void> {
   let config;
   try {
@@ -22,8 +29,11 @@ async function main(): Promise<void> {
     '',
     `  Gatehouse is running at ${url}`,
     `  Discovery: ${url}/.well-known/openid-configuration`,
-    `  Database:  ${gatehouse.services.connection.host}:${gatehouse.services.connection.port} (${config.mongodb.uri ? 'MONGODB_URI' : 'embedded'})`,
+    `  Database:  ${gatehouse.services.connection.host}:${gatehouse.services.connection.port} (${DATABASE_LABELS[gatehouse.databaseKind]})`,
   ];
+  if (gatehouse.databaseKind === 'standin') {
+    lines.push('  WARNING:   no mongod on this machine; the MongoDB stand-in keeps data in memory with a snapshot file.', '             Fine for trying Gatehouse, never for real users: set MONGODB_URI.');
+  }
   if (demo) {
     lines.push(
       '',

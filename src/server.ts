@@ -16,6 +16,7 @@ export interface RunningGatehouse {
   services: Services;
   server: http.Server;
   url: string;
+  databaseKind: Database['kind'];
   demo?: DemoCredentials;
   close(): Promise<void>;
 }
@@ -53,6 +54,7 @@ export async function startGatehouse(config: Config, log: Logger, options: Start
       services,
       server,
       url: effective.issuer,
+      databaseKind: database.kind,
       ...(demo ? { demo } : {}),
       close: async () => {
         server.closeAllConnections();

@@ -42,12 +42,17 @@ export function localUri(port: number, dbName = DATABASE_NAME): string {
 /** Starts mongod through mongodb-memory-server; fails fast where no binary is cached and none can be downloaded. */
 export async function startMongod(options: { port?: number; dbPath?: string }): Promise<{ port: number; stop(): Promise<void> }> {
   const { MongoMemoryServer } = await import('mongodb-memory-server-core');
+  // mongodb-memory-server prints a failed download to the console itself; our caller reports it.
+  const warn = console.warn;
+  console.warn = () => undefined;
   const server = await Promise.race([
     MongoMemoryServer.create({
       instance: { ip: '127.0.0.1', ...(options.port ? { port: options.port } : {}), ...(options.dbPath ? { dbPath: options.dbPath, storageEngine: 'wiredTiger' as const } : {}) },
     }),
     new Promise<never>((_, reject) => setTimeout(() => reject(new Error('mongod did not start within 60 s')), 60_000).unref()),
-  ]);
+  ]).finally(() => {
+    console.warn = warn;
+  });
   return { port: Number(new URL(server.getUri()).port), stop: async () => void (await server.stop({ doCleanup: false })) };
 }
 
@@ -66,7 +71,7 @@ export async function startEmbeddedDatabase(options: { port: number; dataDir: st
     log.info({ port, dbPath }, 'started an embedded mongod (mongodb-memory-server)');
     return { uri, kind: 'mongod', stop: mongod.stop };
   } catch (err) {
-    log.debug({ err: (err as Error).message }, 'no mongod binary available');
+    log.info({ reason: (err as Error).message.split('\n')[0] }, 'mongodb-memory-server could not provide a mongod');
   }
 
   const dataFile = path.join(dataDir, 'standin-snapshot.bson');

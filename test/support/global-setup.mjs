@@ -4,12 +4,7 @@ import { tsImport } from 'tsx/esm/api';
 export default async function globalSetup() {
   const { startTestDatabaseServer } = await tsImport('./test-database.ts', import.meta.url);
   const started = Date.now();
-  // mongodb-memory-server reports its failed download loudly; falling back is expected offline.
-  const warn = console.warn;
-  console.warn = () => undefined;
-  const server = await startTestDatabaseServer().finally(() => {
-    console.warn = warn;
-  });
+  const server = await startTestDatabaseServer();
   globalThis.__GATEHOUSE_TEST_DB__ = server;
   process.env.GATEHOUSE_TEST_DB_URI = server.uri;
   process.env.GATEHOUSE_TEST_DB_KIND = server.kind;

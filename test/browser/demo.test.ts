@@ -1,0 +1,58 @@
+/**
+ * The newcomer's first minute, in real Chromium: the demo app's "Sign in" button runs the code flow
+ * through Gatehouse's sign-in and consent pages and shows the ID token claims; "Sign out" ends it.
+ */
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/chromium.js';
+import { startTestGatehouse, type TestGatehouse } from '../support/gatehouse.js';
+
+let gh: TestGatehouse;
+let browser: Browser;
+
+beforeAll(async () => {
+  gh = await startTestGatehouse('browser_demo', { overrides: { demo: { enabled: true } } });
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await gh?.close();
+});
+
+test('demo sign-in, consent, claims and sign-out in a real browser', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${gh.url}/demo`);
+  await page.getByRole('link', { name: 'Sign in with Gatehouse' }).click();
+
+  await page.waitForURL(/\/interaction\//);
+  expect(await page.getByRole('heading', { name: 'Sign in' }).isVisible()).toBe(true);
+  await page.getByLabel('User ID or email').fill('demo');
+  await page.getByLabel('Password').fill('wrong password!!');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  expect(await page.getByRole('alert').textContent()).toContain('incorrect');
+
+  await page.getByLabel('User ID or email').fill(gh.config.demo.userId);
+  await page.getByLabel('Password').fill(gh.config.demo.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+
+  await page.getByRole('heading', { name: 'Allow access?' }).waitFor();
+  expect(await page.textContent('main')).toContain('Gatehouse demo app');
+  await page.getByRole('button', { name: 'Allow' }).click();
+
+  await page.waitForURL(/\/demo\/callback/);
+  const claims = JSON.parse((await page.textContent('#id-token-claims'))!);
+  const account = await gh.services.accounts.findByLogin(gh.config.demo.userId);
+  expect(claims).toMatchObject({ sub: account!.accountId, amr: ['pwd'], acr: 'urn:gatehouse:acr:pwd', iss: gh.url, aud: gh.config.demo.clientId });
+  const userinfo = JSON.parse((await page.textContent('#userinfo'))!);
+  expect(userinfo).toMatchObject({ preferred_username: 'demo', email: 'demo@example.com' });
+
+  await page.getByRole('link', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+  await page.waitForURL(`${gh.url}/demo`);
+  expect(await page.getByRole('link', { name: 'Sign in with Gatehouse' }).isVisible()).toBe(true);
+
+  // Signed out of Gatehouse too: signing in again asks for the password.
+  await page.getByRole('link', { name: 'Sign in with Gatehouse' }).click();
+  await page.waitForURL(/\/interaction\//);
+  expect(await page.getByLabel('Password').isVisible()).toBe(true);
+});
