@@ -40,12 +40,16 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   }
   log.info({ uri: redactUri(uri), kind }, 'connecting to MongoDB');
   const connection = await connectMongoose(uri, config.mongodb.serverSelectionTimeoutMs);
-  connection.on('disconnected', () => log.error('MongoDB connection lost; answering 503 until it is back'));
+  let closing = false;
+  connection.on('disconnected', () => {
+    if (!closing) log.error('MongoDB connection lost; answering 503 until it is back');
+  });
   connection.on('reconnected', () => log.info('MongoDB connection restored'));
   return {
     connection,
     kind,
     close: async () => {
+      closing = true;
       await connection.close();
       await stopEmbedded();
     },

@@ -64,6 +64,13 @@ export function classifyError(err: unknown): { status: number; code: string; mes
   return { status: 500, code: 'server_error', message: 'Something went wrong on our side. Please try again.' };
 }
 
+const HEADINGS: Record<string, string> = {
+  not_found: 'Page not found',
+  session_not_found: 'This sign-in has expired',
+  temporarily_unavailable: 'Temporarily unavailable',
+  payload_too_large: 'Too much data',
+};
+
 export function errorBoundary(log: Logger) {
   return async (ctx: Context, next: Next) => {
     try {
@@ -80,8 +87,8 @@ export function errorBoundary(log: Logger) {
       }
       ctx.type = 'html';
       ctx.body = await renderView('error', {
-        title: problem.status === 404 ? 'Not found' : 'Something went wrong',
-        heading: problem.status === 404 ? 'Page not found' : problem.status === 503 ? 'Temporarily unavailable' : 'We could not complete that',
+        title: HEADINGS[problem.code] ?? 'Something went wrong',
+        heading: HEADINGS[problem.code] ?? 'We could not complete that',
         message: problem.message,
         detail: null,
         code: problem.code,
