@@ -17,7 +17,7 @@ import type { Config } from './config.js';
 import type { SecretBox } from './crypto/secret-box.js';
 import { demoRoutes } from './demo/demo-rp.js';
 import { PasswordHasher } from './factors/password/password.js';
-import { errorBoundary, requestContext, requireDatabase, sameOriginPosts, securityHeaders } from './http/middleware.js';
+import { errorBoundary, requestContext, requireDatabase, requireHttps, sameOriginPosts, securityHeaders } from './http/middleware.js';
 import { VIEWS_DIR } from './http/render.js';
 import { CsrfTokens } from './interactions/csrf.js';
 import { SignInFlow } from './interactions/flow.js';
@@ -83,6 +83,7 @@ export function createApp(services: Services): Koa {
   app.use(requestContext(log));
   app.use(securityHeaders);
   app.use(errorBoundary(log));
+  app.use(requireHttps(config.issuer));
   app.use(requireDatabase(connection));
   app.use(views(VIEWS_DIR, { extension: 'ejs' }));
   app.use(sameOriginPosts(new URL(config.issuer).origin));

@@ -27,7 +27,7 @@ const configSchema = z
     env: z.enum(['development', 'production', 'test']),
     port: z.number().int().min(0).max(65535),
     issuer: z.url({ protocol: /^https?$/ }).nullable(),
-    trustProxy: z.boolean(),
+    trustProxy: z.boolean().nullable(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     dataDir: z.string().min(1),
     mongodb: z.object({
@@ -67,7 +67,7 @@ const configSchema = z
   .strict();
 
 type RawConfig = z.infer<typeof configSchema>;
-export type Config = Omit<RawConfig, 'issuer'> & { issuer: string };
+export type Config = Omit<RawConfig, 'issuer' | 'trustProxy'> & { issuer: string; trustProxy: boolean };
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -176,5 +176,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
     throw new ConfigError(['demo.enabled: the demo client and account are never enabled in production']);
   }
   const issuer = (config.issuer ?? `http://localhost:${config.port}`).replace(/\/+$/, '');
-  return { ...config, issuer, dataDir: path.resolve(projectRoot, config.dataDir) };
+  // Gatehouse itself speaks plain HTTP, so an https issuer means TLS ends at a proxy in front of it.
+  const trustProxy = config.trustProxy ?? issuer.startsWith('https:');
+  return { ...config, issuer, trustProxy, dataDir: path.resolve(projectRoot, config.dataDir) };
 }

@@ -118,6 +118,17 @@ describe('authorization code + PKCE', () => {
     expect(tokens.claims()!.sub).toBe(aliceId);
   });
 
+  test('a first-party client skips the consent page', async () => {
+    const portal = await gh.services.clients.create({ name: 'Company portal', redirectUris: [RP_REDIRECT], firstParty: true });
+    const portalRp = await discover(gh.url, portal.clientId, portal.clientSecret);
+    const attempt = await startAuthorization(portalRp, { scope: 'openid profile email' });
+    const callback = await attempt.browser.submit(attempt.page, '/login', { login: 'alice', password: PASSWORD }, isCallback);
+    expect(isCallback(callback.url)).toBe(true);
+    const tokens = await exchange(portalRp, attempt, callback.url);
+    const userinfo = await oidc.fetchUserInfo(portalRp, tokens.access_token, aliceId);
+    expect(userinfo).toMatchObject({ preferred_username: 'Alice', email: 'alice@example.com' });
+  });
+
   test('a replayed authorization code is refused', async () => {
     const attempt = await startAuthorization(rp);
     const callback = await signIn(attempt, 'alice', PASSWORD);

@@ -29,6 +29,7 @@ export async function securityHeaders(ctx: Context, next: Next): Promise<void> {
   await next();
   ctx.set('X-Content-Type-Options', 'nosniff');
   ctx.set('Referrer-Policy', 'no-referrer');
+  if (ctx.secure) ctx.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
   if (ctx.response.is('html')) {
     ctx.set('X-Frame-Options', 'DENY');
     // oidc-provider sets its own policy (with script hashes) on pages such as form_post; keep it.
@@ -102,6 +103,25 @@ export function requireDatabase(connection: Connection) {
   return async (ctx: Context, next: Next) => {
     if (connection.readyState !== 1 && ctx.path !== '/health') {
       ctx.throw(503, 'The service is temporarily unavailable. Please try again in a moment.');
+    }
+    await next();
+  };
+}
+
+/**
+ * With an https issuer, every request must have arrived over https (at the proxy): secure cookies
+ * cannot be set otherwise, and credentials must never travel in clear. GETs are redirected.
+ */
+export function requireHttps(issuer: string) {
+  const httpsOnly = issuer.startsWith('https:');
+  return async (ctx: Context, next: Next) => {
+    if (httpsOnly && !ctx.secure && ctx.path !== '/health') {
+      if (ctx.method === 'GET' || ctx.method === 'HEAD') {
+        ctx.status = 301;
+        ctx.redirect(new URL(ctx.originalUrl, issuer).href);
+        return;
+      }
+      ctx.throw(400, 'Gatehouse only accepts requests over https.');
     }
     await next();
   };
