@@ -120,7 +120,7 @@ describe('error pages', () => {
     expect(html.body).toContain('Page not found');
     const json = await fetch(`${gh.url}/no/such/page`, { headers: { accept: 'application/json' } });
     expect(json.status).toBe(404);
-    expect(await json.json()).toMatchObject({ error: 'invalid_request' });
+    expect(await json.json()).toMatchObject({ error: 'not_found' });
   });
 });
 

@@ -59,7 +59,8 @@ export function classifyError(err: unknown): { status: number; code: string; mes
   if (status === 413 || e?.type === 'entity.too.large') return { status: 413, code: 'payload_too_large', message: 'What you sent is too large.' };
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const message = e.expose !== false && e.message ? e.message : 'The request could not be processed.';
-    return { status, code: 'invalid_request', message };
+    const code = status === 404 ? 'not_found' : status === 403 ? 'forbidden' : status === 429 ? 'too_many_requests' : 'invalid_request';
+    return { status, code, message };
   }
   if (status === 503) return { status: 503, code: 'temporarily_unavailable', message: 'The service is temporarily unavailable. Please try again in a moment.' };
   return { status: 500, code: 'server_error', message: 'Something went wrong on our side. Please try again.' };
@@ -67,6 +68,7 @@ export function classifyError(err: unknown): { status: number; code: string; mes
 
 const HEADINGS: Record<string, string> = {
   not_found: 'Page not found',
+  forbidden: 'Request refused',
   session_not_found: 'This sign-in has expired',
   temporarily_unavailable: 'Temporarily unavailable',
   payload_too_large: 'Too much data',
