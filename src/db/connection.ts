@@ -39,7 +39,13 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
     stopEmbedded = embedded.stop;
   }
   log.info({ uri: redactUri(uri), kind }, 'connecting to MongoDB');
-  const connection = await connectMongoose(uri, config.mongodb.serverSelectionTimeoutMs);
+  let connection: Connection;
+  try {
+    connection = await connectMongoose(uri, config.mongodb.serverSelectionTimeoutMs);
+  } catch (err) {
+    await stopEmbedded().catch(() => undefined);
+    throw err;
+  }
   let closing = false;
   connection.on('disconnected', () => {
     if (!closing) log.error('MongoDB connection lost; answering 503 until it is back');

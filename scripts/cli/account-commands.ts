@@ -1,0 +1,132 @@
+/** `account create|list`: the people who sign in with Gatehouse. */
+import { Command } from 'commander';
+import { InputError } from '../../src/errors.js';
+import { newAccountInput, type NewAccountInput } from '../../src/accounts/accounts.js';
+import type { AccountDocument } from '../../src/accounts/account.model.js';
+import { assertPasswordStrength, WeakPasswordError } from '../../src/factors/password/password.js';
+import { keyValues, Printer, table, type CliIO } from './output.js';
+import { promptNewPassword, readPasswordFromStdin } from './password.js';
+import { cliEnvironment, withServices } from './session.js';
+
+interface CreateOptions {
+  userId: string;
+  email: string;
+  name: string;
+  market?: string;
+  role?: string[];
+  phone?: string;
+  passwordStdin?: boolean;
+  json?: boolean;
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** What the CLI shows of an account: never the password hash. */
+function accountJson(a: AccountDocument) {
+  return {
+    accountId: a.accountId,
+    userId: a.userId,
+    email: a.email ?? null,
+    name: a.name,
+    market: a.market,
+    roles: [...a.roles],
+    phone: a.phone ?? null,
+    status: a.status,
+    createdAt: a.createdAt.toISOString(),
+  };
+}
+
+const LIST_PAGE = 1000;
+
+export function accountCommands(io: CliIO): Command {
+  const account = new Command('account').description('create and list accounts');
+
+  account
+    .command('create')
+    .description('create an account with a password (asked on the terminal, or read with --password-stdin)')
+    .requiredOption('--user-id <id>', 'the User ID people sign in with (letters, digits, ".", "_", "-")')
+    .requiredOption('--email <email>', 'email address')
+    .requiredOption('--name <name>', 'display name')
+    .option('--market <code>', 'market code, e.g. US (default: default)')
+    .option('--role <role>', 'a role (repeatable)', collect)
+    .option('--phone <e164>', 'phone number in E.164 form, e.g. +14155550123')
+    .option('--password-stdin', 'read the password from stdin (one trailing newline is stripped)')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: CreateOptions) => {
+      const env = cliEnvironment();
+      const fields: NewAccountInput = {
+        userId: opts.userId,
+        email: opts.email,
+        name: opts.name,
+        roles: opts.role ?? [],
+        ...(opts.market !== undefined ? { market: opts.market } : {}),
+        ...(opts.phone !== undefined ? { phone: opts.phone } : {}),
+      };
+      // Check the fields before asking for a password, so nobody types one for a request that will fail.
+      // AccountService.create checks everything again; this only fails earlier, before any database work.
+      const precheck = newAccountInput.safeParse(fields);
+      if (!precheck.success) throw InputError.fromZod(precheck.error, 'invalid account');
+
+      // The password rules too (AccountService.create applies them again): a weak password is refused
+      // before the database is opened, and on a terminal before it is typed a second time.
+      const checkStrength = (candidate: string): void => {
+        try {
+          assertPasswordStrength(candidate, env.config.password, [precheck.data.userId, precheck.data.email?.split('@')[0] ?? '']);
+        } catch (err) {
+          if (err instanceof WeakPasswordError) throw new InputError(err.message, { password: err.message });
+          throw err;
+        }
+      };
+      let password: string;
+      if (opts.passwordStdin) {
+        password = await readPasswordFromStdin(io);
+        checkStrength(password);
+      } else {
+        password = await promptNewPassword(io, checkStrength);
+      }
+
+      const created = await withServices(env, (services) => services.accounts.create({ ...fields, password }));
+      const data = accountJson(created);
+      new Printer(io, opts.json === true).result(data, () =>
+        [
+          `Created account "${created.userId}".`,
+          '',
+          keyValues([
+            ['accountId (sub)', data.accountId],
+            ['userId', data.userId],
+            ['email', data.email],
+            ['name', data.name],
+            ['market', data.market],
+            ['roles', data.roles],
+            ['phone', data.phone],
+          ]),
+        ].join('\n'),
+      );
+    });
+
+  account
+    .command('list')
+    .description('list the accounts')
+    .option('--json', 'print the result as JSON (an array)')
+    .action(async (opts: { json?: boolean }) => {
+      const accounts = await withServices(cliEnvironment(), async (services) => {
+        const all: AccountDocument[] = [];
+        for (;;) {
+          const page = await services.accounts.list({ limit: LIST_PAGE, skip: all.length });
+          all.push(...page);
+          if (page.length < LIST_PAGE) return all;
+        }
+      });
+      const data = accounts.map(accountJson);
+      new Printer(io, opts.json === true).result(data, () =>
+        data.length === 0
+          ? 'No accounts.\n'
+          : table(
+              ['ACCOUNT_ID (SUB)', 'USER ID', 'EMAIL', 'NAME', 'MARKET', 'ROLES', 'STATUS'],
+              data.map((a) => [a.accountId, a.userId, a.email, a.name, a.market, a.roles, a.status]),
+            ),
+      );
+    });
+
+  return account;
+}

@@ -1,0 +1,56 @@
+/**
+ * The CLI's view of Gatehouse: configuration, a logger on stderr, and the services on the database
+ * (MONGODB_URI, or the embedded database: shared with a running `npm start`, or started here and
+ * stopped again, which saves the stand-in's snapshot). The database is always closed before returning.
+ */
+import { pino } from 'pino';
+import type { Services } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { loadSecretBox } from '../../src/crypto/secrets-key.js';
+import { openDatabase, redactUri, type Database } from '../../src/db/connection.js';
+import { createLogger, type Logger } from '../../src/logger.js';
+import { CliError } from './output.js';
+
+export interface CliEnvironment {
+  config: Config;
+  log: Logger;
+}
+
+let current: CliEnvironment | undefined;
+
+/** Loads (once) the configuration and a logger writing to stderr at LOG_LEVEL, default `warn`. */
+export function cliEnvironment(env: NodeJS.ProcessEnv = process.env): CliEnvironment {
+  if (current) return current;
+  const config = loadConfig({ env });
+  // config.logLevel has the server's default; the CLI is quiet unless LOG_LEVEL asks otherwise
+  // (loadConfig has validated LOG_LEVEL when it is set).
+  const level = env.LOG_LEVEL ? config.logLevel : 'warn';
+  current = { config, log: createLogger(level, pino.destination({ dest: 2, sync: true })) };
+  return current;
+}
+
+/** The logger when the environment has loaded, for reporting unexpected errors. */
+export function cliLogger(): Logger | undefined {
+  return current?.log;
+}
+
+export async function withServices<T>(environment: CliEnvironment, work: (services: Services) => Promise<T>): Promise<T> {
+  const { config, log } = environment;
+  let database: Database;
+  try {
+    database = await openDatabase(config, log);
+  } catch (err) {
+    const where = config.mongodb.uri ? `MongoDB at ${redactUri(config.mongodb.uri)}` : `the embedded database (port ${config.mongodb.embedded.port})`;
+    throw new CliError(`cannot open ${where}: ${(err as Error).message}`);
+  }
+  try {
+    const secretBox = loadSecretBox(config, log);
+    // Loaded here, not up front: oidc-provider and Koa take a second to load, which --help and
+    // mistyped flags need not wait for.
+    const { createServices } = await import('../../src/app.js');
+    const services = await createServices(config, log, database.connection, secretBox);
+    return await work(services);
+  } finally {
+    await database.close().catch((err: unknown) => log.warn({ err }, 'error while closing the database'));
+  }
+}
