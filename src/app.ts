@@ -23,6 +23,7 @@ import { CsrfTokens } from './interactions/csrf.js';
 import { SignInFlow } from './interactions/flow.js';
 import { interactionRoutes } from './interactions/routes.js';
 import type { Logger } from './logger.js';
+import { DevMailbox, Mailer } from './notify/mailer.js';
 import { ensureAdapterIndexes } from './oidc/adapter.js';
 import { ClientRegistry } from './oidc/clients.js';
 import { loadProviderKeys, type ProviderKeys } from './oidc/keys.js';
@@ -39,6 +40,7 @@ export interface Services {
   audit: AuditLog;
   hasher: PasswordHasher;
   keys: ProviderKeys;
+  mailer: Mailer;
 }
 
 /** Everything but HTTP: shared by the server and the CLI. */
@@ -50,7 +52,8 @@ export async function createServices(config: Config, log: Logger, connection: Co
   const keys = await loadProviderKeys(connection, secretBox);
   const provider = buildProvider({ config, connection, secretBox, keys, accounts, log });
   const clients = new ClientRegistry(provider, connection);
-  return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys };
+  const mailer = new Mailer(config.mail, log, config.env === 'production' ? undefined : new DevMailbox());
+  return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer };
 }
 
 /** A real round trip, bounded in time: the connection state alone lags behind an outage. */
@@ -104,6 +107,10 @@ export function createApp(services: Services): Koa {
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = await readFile(path.join(VIEWS_DIR, 'assets', ctx.params.file!));
   });
+  if (services.mailer.devMailbox) {
+    const mailbox = services.mailer.devMailbox;
+    site.get('/dev/mailbox', async (ctx) => ctx.render('dev-mailbox', { title: 'Development mailbox', mails: mailbox.list() }));
+  }
   app.use(site.routes());
 
   // Only our own routes get a body parser: oidc-provider parses its own request bodies.

@@ -35,6 +35,10 @@ const configSchema = z
       embedded: z.object({ port: z.number().int().min(1).max(65535) }),
       serverSelectionTimeoutMs: positiveInt,
     }),
+    mail: z.object({
+      smtpUrl: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').nullable(),
+      from: z.string().min(3),
+    }),
     secrets: z.object({
       key: z.string().nullable(),
       previousKeys: z.array(z.string()),
@@ -120,6 +124,8 @@ const envOverrides: Array<[variable: string, path: string, kind: 'string' | 'int
   ['GATEHOUSE_DATA_DIR', 'dataDir', 'string'],
   ['MONGODB_URI', 'mongodb.uri', 'string'],
   ['GATEHOUSE_EMBEDDED_DB_PORT', 'mongodb.embedded.port', 'int'],
+  ['SMTP_URL', 'mail.smtpUrl', 'string'],
+  ['MAIL_FROM', 'mail.from', 'string'],
   ['GATEHOUSE_SECRETS_KEY', 'secrets.key', 'string'],
   ['GATEHOUSE_SECRETS_PREVIOUS_KEYS', 'secrets.previousKeys', 'list'],
   ['GATEHOUSE_DEMO', 'demo.enabled', 'bool'],

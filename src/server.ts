@@ -59,6 +59,7 @@ export async function startGatehouse(config: Config, log: Logger, options: Start
       close: async () => {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        services.mailer.close();
         if (ownDatabase) await database!.close();
       },
     };
