@@ -8,6 +8,16 @@ import { Schema, type Connection, type HydratedDocument, type Model } from 'mong
 export const ACCOUNT_STATUSES = ['active', 'disabled', 'locked'] as const;
 export type AccountStatus = (typeof ACCOUNT_STATUSES)[number];
 
+/** Second-factor enrolment state (the factors' own secrets live in the `credentials` collection). */
+export interface MfaState {
+  /** Set when the one-time 2FA enrolment was completed; until then policy may send the user to it. */
+  enrolledAt?: Date | null;
+  /** The OTP channel the user picked as default: challenged first at sign-in. */
+  defaultMethod?: 'email-otp' | 'sms-otp' | 'totp' | null;
+  /** How many times the user deferred enrolment (each one is audited too). */
+  deferrals?: number;
+}
+
 export interface AccountFields {
   accountId: string;
   userId: string;
@@ -23,6 +33,7 @@ export interface AccountFields {
   roles: string[];
   passwordHash?: string | null;
   passwordChangedAt?: Date | null;
+  mfa?: MfaState | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -50,6 +61,17 @@ const accountSchema = new Schema<AccountFields>(
     roles: { type: [String], default: [] },
     passwordHash: { type: String, default: null },
     passwordChangedAt: { type: Date, default: null },
+    mfa: {
+      type: new Schema<MfaState>(
+        {
+          enrolledAt: { type: Date, default: null },
+          defaultMethod: { type: String, enum: ['email-otp', 'sms-otp', 'totp', null], default: null },
+          deferrals: { type: Number, default: 0 },
+        },
+        { _id: false },
+      ),
+      default: null,
+    },
   },
   { collection: 'accounts', timestamps: true, strict: 'throw' },
 );
