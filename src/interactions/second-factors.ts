@@ -1,0 +1,42 @@
+/**
+ * The second-factor operations the sign-in flow needs, over the factor modules in src/factors/.
+ * The flow speaks in "methods" (what the user picks); this maps each to its factor.
+ */
+import type { AccountDocument } from '../accounts/account.model.js';
+import type { ChallengeContext, FactorSubject, VerifyOutcome } from '../factors/types.js';
+import type { SecondFactorMethod } from './state.js';
+
+export type SendResult =
+  | { ok: true; destination: string; retryAfterSeconds: number }
+  | { ok: false; reason: 'cooldown' | 'hourly_cap' | 'unavailable'; retryAfterSeconds?: number };
+
+export interface MarketPolicy {
+  mfa: 'required' | 'optional' | 'off';
+  allowDeferral: boolean;
+  factors: string[];
+}
+
+/** What the flow asks of the factors. Implemented in second-factors-impl.ts over src/factors. */
+export interface SecondFactors {
+  subjectOf(account: AccountDocument): FactorSubject;
+  policyFor(market: string): MarketPolicy;
+  /** Methods this account has set up and its policy allows, default first. */
+  availableMethods(account: AccountDocument): Promise<SecondFactorMethod[]>;
+  /** Sends a sign-in code (email or SMS); other methods need nothing sent. */
+  send(method: 'email-otp' | 'sms-otp', account: AccountDocument, context: ChallengeContext): Promise<SendResult>;
+  verify(method: SecondFactorMethod, account: AccountDocument, code: string, context: ChallengeContext): Promise<VerifyOutcome>;
+
+  setSecurityCode(account: AccountDocument, code: string): Promise<{ ok: true } | { ok: false; message: string }>;
+  startPhoneVerification(account: AccountDocument, phone: string, context: ChallengeContext): Promise<SendResult>;
+  confirmPhone(account: AccountDocument, phone: string, code: string, context: ChallengeContext): Promise<VerifyOutcome>;
+  startTotp(account: AccountDocument): Promise<{ secret: string; qrCodeDataUrl: string }>;
+  confirmTotp(account: AccountDocument, code: string): Promise<VerifyOutcome>;
+  regenerateRecoveryCodes(account: AccountDocument): Promise<string[]>;
+}
+
+export const METHOD_LABELS: Record<SecondFactorMethod, { switchTo: string; option: string }> = {
+  'email-otp': { switchTo: 'Email me a code instead', option: 'Email a code to me' },
+  'sms-otp': { switchTo: 'Text me a code instead', option: 'Text a code to my mobile' },
+  totp: { switchTo: 'Use my authenticator app', option: 'Use my authenticator app' },
+  'recovery-codes': { switchTo: 'Use a recovery code', option: 'Recovery code' },
+};

@@ -1,0 +1,88 @@
+/**
+ * What a sign-in interaction has achieved so far, between its pages: which account passed the password
+ * step, which factors were verified, where enrolment stands. One document per oidc-provider
+ * interaction, expiring with it. Nothing here is a secret (codes and keys live with their factors).
+ *
+ * The login result is handed to oidc-provider only when the flow decides every required step is done;
+ * until then this document is the only record that the password was right.
+ */
+import { Schema, type Connection, type Model } from 'mongoose';
+
+export const SIGN_IN_STEPS = [
+  'second-factor',
+  'enrol-profile',
+  'enrol-security-code',
+  'enrol-phone',
+  'enrol-phone-verify',
+  'enrol-totp',
+  'enrol-method',
+  'enrol-recovery-codes',
+] as const;
+export type SignInStep = (typeof SIGN_IN_STEPS)[number];
+
+export type SecondFactorMethod = 'email-otp' | 'sms-otp' | 'totp' | 'recovery-codes';
+
+export interface SignInState {
+  _id: string; // the interaction uid
+  accountId: string;
+  /** When the password was verified in this interaction; absent for step-up on an existing session. */
+  passwordAt?: Date | null;
+  step: SignInStep;
+  /** RFC 8176 values earned so far, in order. */
+  amr: string[];
+  /** The method the second-factor page is currently showing. */
+  method?: SecondFactorMethod | null;
+  /** Whether the second-factor step may be skipped by deferring enrolment. */
+  deferralAllowed: boolean;
+  /** Enrolment progress: a phone number awaiting its verification code, whether TOTP was confirmed. */
+  pendingPhone?: string | null;
+  totpConfirmed?: boolean;
+  expiresAt: Date;
+}
+
+const stateSchema = new Schema<SignInState>(
+  {
+    _id: { type: String, required: true },
+    accountId: { type: String, required: true },
+    passwordAt: { type: Date, default: null },
+    step: { type: String, enum: SIGN_IN_STEPS, required: true },
+    amr: { type: [String], default: [] },
+    method: { type: String, default: null },
+    deferralAllowed: { type: Boolean, default: false },
+    pendingPhone: { type: String, default: null },
+    totpConfirmed: { type: Boolean, default: false },
+    expiresAt: { type: Date, required: true },
+  },
+  { collection: 'signin_states', versionKey: false, timestamps: true },
+);
+stateSchema.index({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'expiresAt_ttl' });
+
+export class SignInStates {
+  readonly model: Model<SignInState>;
+
+  constructor(connection: Connection) {
+    this.model = (connection.models.SignInState as Model<SignInState> | undefined) ?? connection.model<SignInState>('SignInState', stateSchema);
+  }
+
+  /** The state of this interaction, if it is still alive and belongs to the expected account. */
+  async get(uid: string, now: Date): Promise<SignInState | null> {
+    const state = await this.model.findById(uid).lean<SignInState>().exec();
+    return state && state.expiresAt > now ? state : null;
+  }
+
+  async start(state: SignInState): Promise<SignInState> {
+    await this.model.replaceOne({ _id: state._id }, state, { upsert: true }).exec();
+    return state;
+  }
+
+  /** Applies a change and returns the new state; `null` if the interaction's state is gone. */
+  async update(uid: string, change: Partial<Omit<SignInState, '_id' | 'accountId'>>, addAmr: string[] = []): Promise<SignInState | null> {
+    const update: Record<string, unknown> = { $set: change };
+    if (addAmr.length) update.$addToSet = { amr: { $each: addAmr } };
+    return this.model.findOneAndUpdate({ _id: uid }, update, { returnDocument: 'after' }).lean<SignInState>().exec();
+  }
+
+  async finish(uid: string): Promise<void> {
+    await this.model.deleteOne({ _id: uid }).exec();
+  }
+}
