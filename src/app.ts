@@ -12,22 +12,32 @@ import views from 'koa-views';
 import type { Connection } from 'mongoose';
 import type Provider from 'oidc-provider';
 import { AccountService } from './accounts/accounts.js';
+import { adminApi } from './admin/router.js';
+import { createAdminServices, type AdminServices } from './admin/services.js';
 import { AuditLog } from './audit/audit.js';
+import { auditProviderEvents } from './audit/provider-events.js';
 import type { Config } from './config.js';
 import type { SecretBox } from './crypto/secret-box.js';
 import { demoRoutes } from './demo/demo-rp.js';
+import { createFactors, type Factors } from './factors/index.js';
 import { PasswordHasher } from './factors/password/password.js';
+import { systemClock, type Clock } from './factors/types.js';
 import { errorBoundary, requestContext, requireDatabase, requireHttps, sameOriginPosts, securityHeaders } from './http/middleware.js';
 import { VIEWS_DIR } from './http/render.js';
 import { CsrfTokens } from './interactions/csrf.js';
 import { SignInFlow } from './interactions/flow.js';
 import { interactionRoutes } from './interactions/routes.js';
+import type { SecondFactors } from './interactions/second-factors.js';
+import { createSecondFactors } from './interactions/second-factors-impl.js';
+import { SignInStates } from './interactions/state.js';
 import type { Logger } from './logger.js';
 import { DevMailbox, Mailer } from './notify/mailer.js';
+import { ConsoleSmsGateway, createSmsGateway, type SmsGateway } from './notify/sms.js';
 import { ensureAdapterIndexes } from './oidc/adapter.js';
 import { ClientRegistry } from './oidc/clients.js';
 import { loadProviderKeys, type ProviderKeys } from './oidc/keys.js';
 import { buildProvider } from './oidc/provider.js';
+import { PolicyStore, policiesFile, type PolicySource } from './policy/policy-store.js';
 
 export interface Services {
   config: Config;
@@ -41,19 +51,40 @@ export interface Services {
   hasher: PasswordHasher;
   keys: ProviderKeys;
   mailer: Mailer;
+  admin: AdminServices;
+  clock: Clock;
+  policies: PolicySource;
+  sms: SmsGateway;
+  factors: Factors;
+  secondFactors: SecondFactors;
+  signInStates: SignInStates;
+}
+
+export interface ServiceOptions {
+  /** Tests move time with their own clock; everything time-dependent reads it. */
+  clock?: Clock;
 }
 
 /** Everything but HTTP: shared by the server and the CLI. */
-export async function createServices(config: Config, log: Logger, connection: Connection, secretBox: SecretBox): Promise<Services> {
+export async function createServices(config: Config, log: Logger, connection: Connection, secretBox: SecretBox, options: ServiceOptions = {}): Promise<Services> {
+  const clock = options.clock ?? systemClock;
   const hasher = new PasswordHasher(config.password.argon2, { minLength: config.password.minLength, maxLength: config.password.maxLength });
   const accounts = new AccountService(connection, hasher);
-  const audit = new AuditLog(connection, log);
-  await Promise.all([ensureAdapterIndexes(connection), accounts.model.init(), audit.model.init()]);
+  const audit = new AuditLog(connection, log, { retentionDays: config.audit.retentionDays });
+  await Promise.all([ensureAdapterIndexes(connection), accounts.model.init(), audit.init()]);
   const keys = await loadProviderKeys(connection, secretBox);
   const provider = buildProvider({ config, connection, secretBox, keys, accounts, log });
-  const clients = new ClientRegistry(provider, connection);
+  auditProviderEvents(provider, audit);
+  const clients = new ClientRegistry(provider, connection, secretBox);
   const mailer = new Mailer(config.mail, log, config.env === 'production' ? undefined : new DevMailbox());
-  return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer };
+  const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer });
+  const policies = PolicyStore.open(policiesFile(), { log, clock });
+  const sms = createSmsGateway(config.sms, config.env, log);
+  const factors = await createFactors({ connection, secretBox, mailer, sms, hasher, policies, clock, log });
+  const secondFactors = createSecondFactors(factors, policies);
+  const signInStates = new SignInStates(connection);
+  await signInStates.model.init();
+  return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer, admin, clock, policies, sms, factors, secondFactors, signInStates };
 }
 
 /** A real round trip, bounded in time: the connection state alone lags behind an outage. */
@@ -81,7 +112,16 @@ export function createApp(services: Services): Koa {
   app.proxy = config.trustProxy;
 
   const csrf = new CsrfTokens(createHmac('sha256', services.keys.cookieKeys[0]!).update('gatehouse:csrf').digest('base64url'));
-  const flow = new SignInFlow({ provider, accounts: services.accounts, hasher: services.hasher, audit: services.audit, csrf });
+  const flow = new SignInFlow({
+    provider,
+    accounts: services.accounts,
+    hasher: services.hasher,
+    audit: services.audit,
+    csrf,
+    states: services.signInStates,
+    factors: services.secondFactors,
+    clock: services.clock,
+  });
 
   app.use(requestContext(log));
   app.use(securityHeaders);
@@ -109,9 +149,13 @@ export function createApp(services: Services): Koa {
   });
   if (services.mailer.devMailbox) {
     const mailbox = services.mailer.devMailbox;
-    site.get('/dev/mailbox', async (ctx) => ctx.render('dev-mailbox', { title: 'Development mailbox', mails: mailbox.list() }));
+    const texts = services.sms instanceof ConsoleSmsGateway ? services.sms : undefined;
+    site.get('/dev/mailbox', async (ctx) => ctx.render('dev-mailbox', { title: 'Development mailbox', mails: mailbox.list(), texts: texts?.list() ?? [] }));
   }
   app.use(site.routes());
+
+  // The admin REST API (JSON, Bearer tokens from this provider), with its own JSON body parser.
+  app.use(adminApi(services));
 
   // Only our own routes get a body parser: oidc-provider parses its own request bodies.
   const parseForms = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });

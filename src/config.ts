@@ -39,6 +39,11 @@ const configSchema = z
       smtpUrl: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').nullable(),
       from: z.string().min(3),
     }),
+    sms: z.object({
+      // The HTTP gateway that delivers text messages; without it, development prints them (never production).
+      webhookUrl: z.url({ protocol: /^https?$/ }).nullable(),
+      webhookToken: z.string().min(1).nullable(),
+    }),
     secrets: z.object({
       key: z.string().nullable(),
       previousKeys: z.array(z.string()),
@@ -60,6 +65,14 @@ const configSchema = z
       refreshTokenSeconds: positiveInt,
       idTokenSeconds: positiveInt,
       grantSeconds: positiveInt,
+    }),
+    audit: z.object({
+      // Entries older than this are removed by a TTL index; null keeps them for ever.
+      retentionDays: z.number().int().min(1).max(36_500).nullable(),
+    }),
+    invitations: z.object({
+      // How long the activation link mailed to an account created without a password works.
+      lifetimeHours: z.number().int().min(1).max(24 * 30),
     }),
     demo: z.object({
       enabled: z.boolean(),
@@ -126,9 +139,12 @@ const envOverrides: Array<[variable: string, path: string, kind: 'string' | 'int
   ['GATEHOUSE_EMBEDDED_DB_PORT', 'mongodb.embedded.port', 'int'],
   ['SMTP_URL', 'mail.smtpUrl', 'string'],
   ['MAIL_FROM', 'mail.from', 'string'],
+  ['SMS_WEBHOOK_URL', 'sms.webhookUrl', 'string'],
+  ['SMS_WEBHOOK_TOKEN', 'sms.webhookToken', 'string'],
   ['GATEHOUSE_SECRETS_KEY', 'secrets.key', 'string'],
   ['GATEHOUSE_SECRETS_PREVIOUS_KEYS', 'secrets.previousKeys', 'list'],
   ['GATEHOUSE_DEMO', 'demo.enabled', 'bool'],
+  ['AUDIT_RETENTION_DAYS', 'audit.retentionDays', 'int'],
 ];
 
 export interface LoadOptions {

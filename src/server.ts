@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import { loadSecretBox } from './crypto/secrets-key.js';
 import { openDatabase, type Database } from './db/connection.js';
 import { seedDemo, type DemoCredentials } from './demo/seed.js';
+import type { Clock } from './factors/types.js';
 import type { Logger } from './logger.js';
 
 export interface RunningGatehouse {
@@ -24,6 +25,8 @@ export interface RunningGatehouse {
 export interface StartOptions {
   /** An already-open database (tests share one); otherwise one is opened from config. */
   database?: Database;
+  /** Tests pass a clock they can move. */
+  clock?: Clock;
 }
 
 export async function startGatehouse(config: Config, log: Logger, options: StartOptions = {}): Promise<RunningGatehouse> {
@@ -40,7 +43,7 @@ export async function startGatehouse(config: Config, log: Logger, options: Start
   try {
     database = options.database ?? (await openDatabase(effective, log));
     const secretBox = loadSecretBox(effective, log);
-    const services = await createServices(effective, log, database.connection, secretBox);
+    const services = await createServices(effective, log, database.connection, secretBox, options.clock ? { clock: options.clock } : {});
     const demo = effective.demo.enabled ? await seedDemo(services) : undefined;
     const app = createApp(services);
     app.on('error', (err: Error & { status?: number }) => {

@@ -130,7 +130,7 @@ beforeAll(async () => {
     },
     { args: ['client', 'create', '--name', 'CLI Nightly Batch', '--grant-type', 'client_credentials', '--json'] },
     {
-      args: ['account', 'create', '--user-id', 'Bob', '--email', 'bob@example.com', '--name', 'Bob Builder', '--market', 'US', '--role', 'admin', '--role', 'support',
+      args: ['account', 'create', '--user-id', 'Bob', '--email', 'bob@example.com', '--name', 'Bob Builder', '--market', 'LAB', '--role', 'admin', '--role', 'support',
         '--phone', '+14155550123', '--password-stdin', '--json'],
       // One trailing CRLF is stripped: signing in with the bare password proves it.
       input: `${BOB_PASSWORD}\r\n`,
@@ -232,7 +232,7 @@ describe('client list, show and delete', () => {
 
 describe('account create and list', () => {
   test('--password-stdin --json creates the account and prints it as one JSON object', () => {
-    expect(bobJson).toMatchObject({ userId: 'Bob', email: 'bob@example.com', name: 'Bob Builder', market: 'US', roles: ['admin', 'support'], phone: '+14155550123' });
+    expect(bobJson).toMatchObject({ userId: 'Bob', email: 'bob@example.com', name: 'Bob Builder', market: 'LAB', roles: ['admin', 'support'], phone: '+14155550123' });
     expect(bobJson.accountId).toMatch(/^[A-Za-z0-9_-]{16,}$/);
     expect(JSON.stringify(bobJson)).not.toMatch(/password|argon2/i);
   });

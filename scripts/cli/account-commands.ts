@@ -1,5 +1,6 @@
 /** `account create|list`: the people who sign in with Gatehouse. */
 import { Command } from 'commander';
+import { cliCall } from '../../src/admin/call.js';
 import { InputError } from '../../src/errors.js';
 import { newAccountInput, type NewAccountInput } from '../../src/accounts/accounts.js';
 import type { AccountDocument } from '../../src/accounts/account.model.js';
@@ -22,7 +23,7 @@ interface CreateOptions {
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /** What the CLI shows of an account: never the password hash. */
-function accountJson(a: AccountDocument) {
+function accountJson(a: Pick<AccountDocument, 'accountId' | 'userId' | 'email' | 'name' | 'market' | 'roles' | 'phone' | 'status' | 'createdAt'>) {
   return {
     accountId: a.accountId,
     userId: a.userId,
@@ -85,8 +86,8 @@ export function accountCommands(io: CliIO): Command {
         password = await promptNewPassword(io, checkStrength);
       }
 
-      const created = await withServices(env, (services) => services.accounts.create({ ...fields, password }));
-      const data = accountJson(created);
+      const { account: created } = await withServices(env, (services) => services.admin.accountOps.create({ ...fields, password }, cliCall()));
+      const data = accountJson({ ...created, createdAt: new Date(created.createdAt) });
       new Printer(io, opts.json === true).result(data, () =>
         [
           `Created account "${created.userId}".`,

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { cliCall } from '../../src/admin/call.js';
 import { AUTH_METHODS, GRANT_TYPES, type ClientSummary, type NewClientInput } from '../../src/oidc/clients.js';
 import { CliError, keyValues, Printer, table, type CliIO } from './output.js';
 import { cliEnvironment, withServices } from './session.js';
@@ -112,7 +113,7 @@ export function clientCommands(io: CliIO): Command {
         ...(jwks ? { jwks } : {}),
         firstParty: opts.firstParty === true,
       };
-      const created = await withServices(env, (services) => services.clients.create(input));
+      const created = await withServices(env, (services) => services.admin.clientOps.create(input, cliCall()));
       const { client_id: _id, ...metadata } = created.metadata;
       const data = { client_id: created.clientId, ...(created.clientSecret ? { client_secret: created.clientSecret } : {}), ...withoutSecret(metadata) };
       new Printer(io, opts.json === true).result(data, () => {
@@ -167,11 +168,11 @@ export function clientCommands(io: CliIO): Command {
 
   client
     .command('delete')
-    .description('delete a client; it can no longer sign anyone in or get tokens')
+    .description('delete a client and revoke its grants and tokens; it can no longer sign anyone in or get tokens')
     .argument('<client-id>', 'the client_id')
     .option('--json', 'print the result as JSON')
     .action(async (clientId: string, opts: { json?: boolean }) => {
-      await withServices(cliEnvironment(), (services) => services.clients.remove(clientId));
+      await withServices(cliEnvironment(), (services) => services.admin.clientOps.remove(clientId, cliCall()));
       new Printer(io, opts.json === true).result({ client_id: clientId, deleted: true }, () => `Deleted client ${clientId}.\n`);
     });
 

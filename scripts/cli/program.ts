@@ -4,20 +4,29 @@
  */
 import { Command, CommanderError } from 'commander';
 import { accountCommands } from './account-commands.js';
+import { addAccountAdminCommands } from './account-admin-commands.js';
+import { auditCommands } from './audit-commands.js';
+import { addClientAdminCommands, registrationTokenCommands } from './client-admin-commands.js';
 import { clientCommands } from './client-commands.js';
 import { describeError, isUserError, processIO, type CliIO } from './output.js';
 import { cliLogger } from './session.js';
 
 export function buildProgram(io: CliIO): Command {
   const program = new Command('npm run cli --')
-    .description('Gatehouse administration: clients and accounts, straight on the database (MONGODB_URI, or the embedded one)')
+    .description('Gatehouse administration: clients, accounts, registration tokens and the audit log, straight on the database (MONGODB_URI, or the embedded one)')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => void io.stdout.write(text),
       writeErr: (text) => void io.stderr.write(text),
     });
-  program.addCommand(clientCommands(io));
-  program.addCommand(accountCommands(io));
+  const client = clientCommands(io);
+  addClientAdminCommands(client, io);
+  const account = accountCommands(io);
+  addAccountAdminCommands(account, io);
+  program.addCommand(client);
+  program.addCommand(account);
+  program.addCommand(registrationTokenCommands(io));
+  program.addCommand(auditCommands(io));
   // Subcommands inherit these settings only when created through .command(); set them on every level.
   const configure = (command: Command): void => {
     command.exitOverride().configureOutput(program.configureOutput()).showSuggestionAfterError(true);

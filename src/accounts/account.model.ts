@@ -70,7 +70,7 @@ const accountSchema = new Schema<AccountFields>(
         },
         { _id: false },
       ),
-      default: null,
+      default: () => ({}),
     },
   },
   { collection: 'accounts', timestamps: true, strict: 'throw' },

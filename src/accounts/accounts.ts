@@ -80,6 +80,18 @@ export class AccountService {
     return this.model.findOne({ accountId }).exec();
   }
 
+  /**
+   * Changes the account's 2FA enrolment state atomically. Accounts made before `mfa` existed hold null
+   * there, which a dotted update cannot extend, so that is replaced with an empty state first.
+   */
+  async updateMfa(accountId: string, change: { set?: Partial<Record<'enrolledAt' | 'defaultMethod', unknown>>; incDeferrals?: boolean }): Promise<void> {
+    await this.model.updateOne({ accountId, $or: [{ mfa: null }, { mfa: { $exists: false } }] }, { $set: { mfa: { enrolledAt: null, defaultMethod: null, deferrals: 0 } } }).exec();
+    const update: Record<string, unknown> = {};
+    if (change.set) update.$set = Object.fromEntries(Object.entries(change.set).map(([k, v]) => [`mfa.${k}`, v]));
+    if (change.incDeferrals) update.$inc = { 'mfa.deferrals': 1 };
+    await this.model.updateOne({ accountId }, update).exec();
+  }
+
   async list(options: { limit?: number; skip?: number } = {}): Promise<AccountDocument[]> {
     return this.model
       .find({})

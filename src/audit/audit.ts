@@ -1,22 +1,31 @@
 /**
  * The audit trail: one append-only document per security-relevant event. Callers pass only
- * non-secret facts; `details` is for identifiers and outcomes, never passwords, codes or tokens.
+ * non-secret facts; `details` is for identifiers and outcomes, `changes` for the before/after of
+ * changed fields, and both are scrubbed of anything named like a secret before they are written.
+ * Entries expire after the configured retention (a TTL index on `at`); nothing else removes them.
  */
-import { Schema, type Connection, type Model } from 'mongoose';
+import { Schema, Types, type Connection, type Model } from 'mongoose';
 import type { Logger } from '../logger.js';
+import { scrubSecrets } from './scrub.js';
+
+export type ActorKind = 'account' | 'client' | 'anonymous' | 'system';
 
 export interface AuditEvent {
   type: string;
   outcome: 'success' | 'failure';
-  actor?: { kind: 'account' | 'client' | 'anonymous' | 'system'; id?: string };
+  actor?: { kind: ActorKind; id?: string };
   target?: { kind: string; id: string };
   clientId?: string;
   ip?: string;
   userAgent?: string;
   requestId?: string;
   details?: Record<string, unknown>;
+  /** Changed fields only: `{ field: { before, after } }`. Secrets are never recorded, only that they changed. */
+  changes?: Record<string, { before: unknown; after: unknown }>;
   at: Date;
 }
+
+export type StoredAuditEvent = AuditEvent & { _id: Types.ObjectId };
 
 const auditSchema = new Schema<AuditEvent>(
   {
@@ -29,36 +38,127 @@ const auditSchema = new Schema<AuditEvent>(
     userAgent: String,
     requestId: String,
     details: { type: Schema.Types.Mixed },
+    changes: { type: Schema.Types.Mixed },
     at: { type: Date, required: true },
   },
   { collection: 'audit_events', versionKey: false },
 );
-auditSchema.index({ at: -1 });
+// Queries page newest first by (at, _id); the TTL index on `at` is created with the configured retention.
+auditSchema.index({ at: -1, _id: -1 });
 auditSchema.index({ type: 1, at: -1 });
 auditSchema.index({ 'actor.id': 1, at: -1 });
+auditSchema.index({ 'target.id': 1, at: -1 });
+auditSchema.index({ requestId: 1 }, { sparse: true });
+
+// Append-only: the application never rewrites or deletes an entry (retention is the TTL index's job).
+const REFUSED = ['updateOne', 'updateMany', 'findOneAndUpdate', 'findOneAndReplace', 'replaceOne', 'deleteOne', 'deleteMany', 'findOneAndDelete'] as const;
+for (const operation of REFUSED) {
+  auditSchema.pre(operation, () => {
+    throw new Error(`the audit log is append-only: ${operation} is not allowed`);
+  });
+}
 
 export function auditModel(connection: Connection): Model<AuditEvent> {
   return (connection.models.AuditEvent as Model<AuditEvent> | undefined) ?? connection.model<AuditEvent>('AuditEvent', auditSchema);
 }
 
+export const RETENTION_INDEX = 'at_ttl';
+
+export interface AuditOptions {
+  /** Days an entry is kept; null keeps entries for ever. */
+  retentionDays?: number | null;
+}
+
+export interface AuditQuery {
+  actor?: string;
+  target?: string;
+  /** An exact type, or a prefix ending in `*` (e.g. `admin.account.*`). */
+  type?: string;
+  outcome?: 'success' | 'failure';
+  requestId?: string;
+  since?: Date;
+  until?: Date;
+  /** Continue after this entry (newest first). */
+  after?: { at: Date; id: string };
+  limit: number;
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 export class AuditLog {
   readonly model: Model<AuditEvent>;
+  private readonly retentionDays: number | null;
 
   constructor(
     connection: Connection,
     private readonly log: Logger,
+    options: AuditOptions = {},
   ) {
     this.model = auditModel(connection);
+    this.retentionDays = options.retentionDays ?? null;
+  }
+
+  /** Creates the indexes, and sets the retention TTL (changing it when the configuration changed). */
+  async init(): Promise<void> {
+    await this.model.init();
+    const collection = this.model.collection;
+    if (this.retentionDays === null) {
+      await collection.dropIndex(RETENTION_INDEX).catch(() => undefined);
+      return;
+    }
+    const expireAfterSeconds = this.retentionDays * 86_400;
+    try {
+      await collection.createIndex({ at: 1 }, { name: RETENTION_INDEX, expireAfterSeconds });
+    } catch (err) {
+      // 85/86: the index exists with another retention. collMod changes it in place; where the
+      // server ignores collMod (the development stand-in), the index is rebuilt.
+      if (![85, 86].includes((err as { code?: number }).code ?? 0)) throw err;
+      await this.model.db.db!.command({ collMod: collection.collectionName, index: { name: RETENTION_INDEX, expireAfterSeconds } }).catch(() => undefined);
+      const indexes = await collection.indexes();
+      if (indexes.find((i) => i.name === RETENTION_INDEX)?.expireAfterSeconds !== expireAfterSeconds) {
+        await collection.dropIndex(RETENTION_INDEX);
+        await collection.createIndex({ at: 1 }, { name: RETENTION_INDEX, expireAfterSeconds });
+      }
+    }
   }
 
   /** Records an event. An audit write failure is logged loudly but does not fail the user's request. */
   async record(event: Omit<AuditEvent, 'at'>): Promise<void> {
-    const entry = { ...event, at: new Date() };
-    this.log.info({ audit: { type: entry.type, outcome: entry.outcome, actor: entry.actor?.id, clientId: entry.clientId, requestId: entry.requestId } }, 'audit');
+    const entry: AuditEvent = { ...event, at: new Date() };
+    if (entry.details) entry.details = scrubSecrets(entry.details) as Record<string, unknown>;
+    if (entry.changes) entry.changes = scrubSecrets(entry.changes) as AuditEvent['changes'];
+    this.log.info(
+      { audit: { type: entry.type, outcome: entry.outcome, actor: entry.actor?.id, target: entry.target?.id, clientId: entry.clientId }, requestId: entry.requestId },
+      'audit',
+    );
     try {
       await this.model.create(entry);
     } catch (err) {
-      this.log.error({ err, type: event.type }, 'failed to write audit event');
+      this.log.error({ err, type: event.type, requestId: event.requestId }, 'failed to write audit event');
     }
+  }
+
+  /** One page of entries, newest first, in a stable order: `at` then `_id`. */
+  async query(q: AuditQuery): Promise<{ items: StoredAuditEvent[]; more: boolean }> {
+    const and: Record<string, unknown>[] = [];
+    if (q.actor) and.push({ 'actor.id': q.actor });
+    if (q.target) and.push({ 'target.id': q.target });
+    if (q.type) and.push({ type: q.type.endsWith('*') ? { $regex: `^${escapeRegex(q.type.slice(0, -1))}` } : q.type });
+    if (q.outcome) and.push({ outcome: q.outcome });
+    if (q.requestId) and.push({ requestId: q.requestId });
+    if (q.since) and.push({ at: { $gte: q.since } });
+    if (q.until) and.push({ at: { $lt: q.until } });
+    if (q.after) {
+      const id = new Types.ObjectId(q.after.id);
+      and.push({ $or: [{ at: { $lt: q.after.at } }, { at: q.after.at, _id: { $lt: id } }] });
+    }
+    const docs = await this.model.collection
+      .find(and.length ? { $and: and } : {})
+      .sort({ at: -1, _id: -1 })
+      .limit(q.limit + 1)
+      .toArray();
+    return { items: docs.slice(0, q.limit) as unknown as StoredAuditEvent[], more: docs.length > q.limit };
   }
 }

@@ -1,22 +1,38 @@
 /**
  * The sign-in flow: which page an interaction shows and what each submission does. Routes
- * (routes.ts) only parse requests and call these; every step and transition lives here.
+ * (routes.ts) only parse requests and call these; every step and transition is decided here.
  *
- *   prompt "login"   → password page → (valid) login result, amr ["pwd"]
- *   prompt "consent" → consent page  → approve: Grant saved; deny: access_denied to the RP
+ *   prompt "login":
+ *     password ─┬─ policy needs nothing more ─────────────────────────────► login result (amr pwd)
+ *               ├─ enrolled account ─► second factor ─────────────────────► login result (pwd + otp/sms, mfa)
+ *               └─ 2FA required, not enrolled ─► enrolment (steps/enrolment.ts)
+ *                      profile → security code → [phone → verify] → default method [→ app] → recovery codes
+ *                      ─► second factor unless one was already proven ──► login result
+ *                      (or "remind me next time" where policy allows deferral ─► login result, amr pwd)
+ *     existing password-only session + acr_values asking for MFA (step-up) ─► second factor
+ *   prompt "consent": consent page → approve: Grant saved; deny: access_denied to the RP
  *
- * Later steps (second factor, enrolment, trusted device) slot in between password and login result.
+ * The login result goes to oidc-provider only once every required step is done; until then the
+ * SignInState document (state.ts) records progress.
  */
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
+import type { AccountDocument } from '../accounts/account.model.js';
 import type { AccountService } from '../accounts/accounts.js';
-import type { AuditLog } from '../audit/audit.js';
+import { partitionScopesForAccount } from '../admin/permissions.js';
+import type { AuditEvent, AuditLog } from '../audit/audit.js';
 import type { PasswordHasher } from '../factors/password/password.js';
+import type { Clock } from '../factors/types.js';
 import { ACR, CLAIM_DESCRIPTIONS, SCOPE_DESCRIPTIONS } from '../oidc/scopes.js';
 import type { CsrfTokens } from './csrf.js';
+import { authenticationResult, decideRequirement, requestDemandsMfa } from './requirements.js';
+import type { SecondFactors } from './second-factors.js';
+import type { SignInState, SignInStates } from './state.js';
+import { EnrolmentStep } from './steps/enrolment.js';
+import { SecondFactorStep } from './steps/second-factor.js';
 
-type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
 export interface View {
   template: string;
@@ -32,18 +48,62 @@ export interface FlowDeps {
   hasher: PasswordHasher;
   audit: AuditLog;
   csrf: CsrfTokens;
+  states: SignInStates;
+  factors: SecondFactors;
+  clock: Clock;
 }
 
 /** The one message for every failed password sign-in: it never tells which part was wrong. */
 export const SIGN_IN_FAILED = 'The User ID, email or password you entered is incorrect.';
 
-export const LIMITS = { login: 254, password: 1024 } as const;
+export const LIMITS = { login: 254, password: 1024, code: 32, phone: 20 } as const;
+
+/** A failure a person can fix: shown on the page of the step they are on. */
+export class StepError extends Error {}
+
+/** Everything a step needs about the interaction it is in. */
+export interface Current {
+  ctx: Context;
+  details: Details;
+  state: SignInState;
+  account: AccountDocument;
+}
 
 export class SignInFlow {
-  constructor(private readonly deps: FlowDeps) {}
+  readonly secondFactorStep: SecondFactorStep;
+  readonly enrolmentStep: EnrolmentStep;
+
+  constructor(readonly deps: FlowDeps) {
+    this.secondFactorStep = new SecondFactorStep(this);
+    this.enrolmentStep = new EnrolmentStep(this);
+  }
+
+  // ── shared helpers for the steps ───────────────────────────────────────────
 
   details(ctx: Context): Promise<Details> {
     return this.deps.provider.interactionDetails(ctx.req, ctx.res);
+  }
+
+  view(details: Details, template: string, locals: Record<string, unknown>, status = 200): Outcome {
+    return { view: { template, status, locals: { uid: details.uid, csrf: this.deps.csrf.issue(details.uid), error: null, notice: null, ...locals } } };
+  }
+
+  requestFacts(ctx: Context, details: Details): Pick<AuditEvent, 'ip' | 'userAgent' | 'clientId' | 'requestId'> {
+    return { ip: ctx.ip, userAgent: ctx.get('user-agent').slice(0, 256), clientId: String(details.params.client_id), requestId: ctx.state.requestId as string | undefined };
+  }
+
+  challengeContext(ctx: Context, details: Details) {
+    return { interactionId: details.uid, ip: ctx.ip, userAgent: ctx.get('user-agent').slice(0, 256), requestId: ctx.state.requestId as string | undefined };
+  }
+
+  async audit(current: { ctx: Context; details: Details; accountId?: string }, type: string, outcome: 'success' | 'failure', details?: Record<string, unknown>): Promise<void> {
+    await this.deps.audit.record({
+      type,
+      outcome,
+      actor: current.accountId ? { kind: 'account', id: current.accountId } : { kind: 'anonymous' },
+      ...this.requestFacts(current.ctx, current.details),
+      ...(details ? { details } : {}),
+    });
   }
 
   private async clientName(details: Details): Promise<string> {
@@ -51,89 +111,141 @@ export class SignInFlow {
     return client?.clientName ?? String(details.params.client_id);
   }
 
-  private loginView(details: Details, clientName: string, extra: { login?: string; error?: string; status?: number } = {}): View {
-    return {
-      template: 'login',
-      status: extra.status ?? 200,
-      locals: {
-        title: 'Sign in',
-        uid: details.uid,
-        csrf: this.deps.csrf.issue(details.uid),
-        clientName,
-        login: extra.login ?? (typeof details.params.login_hint === 'string' ? details.params.login_hint : ''),
-        error: extra.error ?? null,
-        limits: LIMITS,
-      },
-    };
-  }
-
-  /** The page for the interaction's current prompt. */
-  async show(ctx: Context): Promise<Outcome> {
+  /** Loads the interaction's progress; a step page without progress is an expired or forged post. */
+  async current(ctx: Context): Promise<Current> {
     const details = await this.details(ctx);
-    const clientName = await this.clientName(details);
-    if (details.prompt.name === 'login') return { view: this.loginView(details, clientName) };
-    if (details.prompt.name === 'consent') return { view: this.consentView(details, clientName) };
-    throw Object.assign(new Error(`unsupported prompt ${details.prompt.name}`), { status: 400, expose: true });
+    const state = details.prompt.name === 'login' ? await this.deps.states.get(details.uid, this.deps.clock.now()) : null;
+    const account = state ? await this.deps.accounts.findByAccountId(state.accountId) : null;
+    if (!state || !account || account.status !== 'active') {
+      throw Object.assign(new Error('This sign-in step has expired. Go back to the application and sign in again.'), { status: 400, expose: true });
+    }
+    return { ctx, details, state, account };
   }
 
-  private consentView(details: Details, clientName: string): View {
-    const promptDetails = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
-    const scopes = (promptDetails.missingOIDCScope ?? []).map((scope) => ({ scope, text: SCOPE_DESCRIPTIONS[scope] ?? `Use the "${scope}" permission` }));
-    const claims = (promptDetails.missingOIDCClaims ?? []).map((claim) => CLAIM_DESCRIPTIONS[claim] ?? claim);
-    const resources = Object.entries(promptDetails.missingResourceScopes ?? {}).map(([resource, list]) => ({ resource, scopes: list }));
-    return {
-      template: 'consent',
-      locals: { title: 'Allow access?', uid: details.uid, csrf: this.deps.csrf.issue(details.uid), clientName, scopes, claims, resources },
-    };
-  }
-
-  private requestFacts(ctx: Context, details: Details) {
-    return { ip: ctx.ip, userAgent: ctx.get('user-agent').slice(0, 256), clientId: String(details.params.client_id), requestId: ctx.state.requestId as string | undefined };
+  /** Hands the login to oidc-provider: the only place a sign-in is completed. */
+  async finishLogin(current: Current): Promise<Outcome> {
+    const { ctx, details, state, account } = current;
+    const { amr, acr } = authenticationResult(state.amr);
+    await this.deps.states.finish(details.uid);
+    await this.audit({ ctx, details, accountId: account.accountId }, 'signin.completed', 'success', { amr, acr });
+    return this.finish(ctx, {
+      login: { accountId: account.accountId, amr, acr, remember: true, ts: Math.floor(this.deps.clock.now().getTime() / 1000) },
+    });
   }
 
   private finish(ctx: Context, result: InteractionResults, merge = false): Promise<Outcome> {
-    return this.deps.provider
-      .interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge })
-      .then((redirect) => ({ redirect }));
+    return this.deps.provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge }).then((redirect) => ({ redirect }));
   }
 
-  /** The password step. Unknown user, wrong password and a disabled account look exactly alike. */
+  // ── what a GET shows ───────────────────────────────────────────────────────
+
+  async show(ctx: Context): Promise<Outcome> {
+    const details = await this.details(ctx);
+    if (details.prompt.name === 'consent') return this.consentView(details, await this.clientName(details));
+    if (details.prompt.name !== 'login') {
+      throw Object.assign(new Error(`unsupported prompt ${details.prompt.name}`), { status: 400, expose: true });
+    }
+    const state = await this.deps.states.get(details.uid, this.deps.clock.now());
+    if (state) {
+      const account = await this.deps.accounts.findByAccountId(state.accountId);
+      if (account?.status === 'active') return this.stepView({ ctx, details, state, account });
+    }
+    const stepUp = await this.stepUp(ctx, details);
+    if (stepUp) return stepUp;
+    return this.loginView(details, await this.clientName(details));
+  }
+
+  /** The page of the step the interaction is on (used after a reload, or to show an error). */
+  stepView(current: Current, extra: Record<string, unknown> = {}, status = 200): Promise<Outcome> {
+    const { step } = current.state;
+    if (step === 'second-factor') return this.secondFactorStep.page(current, extra, status);
+    return this.enrolmentStep.page(current, extra, status);
+  }
+
+  private loginView(details: Details, clientName: string, error?: string, status = 200): Outcome {
+    const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, LIMITS.login) : '';
+    return this.view(details, 'login', { title: 'Sign in', clientName, login: hint, error: error ?? null, limits: LIMITS }, status);
+  }
+
+  // ── the password step ──────────────────────────────────────────────────────
+
+  /** Unknown user, wrong password and a disabled account look exactly alike. */
   async submitPassword(ctx: Context, form: { login: string; password: string }): Promise<Outcome> {
     const details = await this.details(ctx);
     if (details.prompt.name !== 'login') return this.show(ctx);
     const clientName = await this.clientName(details);
-    const facts = this.requestFacts(ctx, details);
 
     const login = form.login.trim();
-    if (!login || !form.password) {
-      return { view: this.loginView(details, clientName, { login, error: 'Enter your User ID or email and your password.', status: 400 }) };
-    }
+    if (!login || !form.password) return this.loginView(details, clientName, 'Enter your User ID or email and your password.', 400);
 
     const account = await this.deps.accounts.findByLogin(login);
     const passwordOk = await this.deps.hasher.verify(account?.passwordHash, form.password);
     const usable = account !== null && account.status === 'active';
     if (!passwordOk || !usable) {
       const reason = !account ? 'unknown_account' : !passwordOk ? 'wrong_password' : `account_${account.status}`;
-      await this.deps.audit.record({
-        type: 'signin.password',
-        outcome: 'failure',
-        actor: account ? { kind: 'account', id: account.accountId } : { kind: 'anonymous' },
-        ...facts,
-        details: { reason, identifier: login.slice(0, 64) },
-      });
+      await this.audit({ ctx, details, ...(account ? { accountId: account.accountId } : {}) }, 'signin.password', 'failure', { reason, identifier: login.slice(0, 64) });
       // The identifier is not echoed back: the page must read the same for every kind of failure.
-      return { view: this.loginView(details, clientName, { login: '', error: SIGN_IN_FAILED, status: 401 }) };
+      return this.loginView(details, clientName, SIGN_IN_FAILED, 401);
     }
 
-    await this.deps.audit.record({ type: 'signin.password', outcome: 'success', actor: { kind: 'account', id: account.accountId }, ...facts });
+    await this.audit({ ctx, details, accountId: account.accountId }, 'signin.password', 'success');
     if (this.deps.hasher.needsRehash(account.passwordHash!)) {
       // Parameters were raised since this hash was made: upgrade it now that we know the password.
-      account.passwordHash = await this.deps.hasher.hash(form.password);
-      await account.save();
+      await this.deps.accounts.model.updateOne({ _id: account._id }, { $set: { passwordHash: await this.deps.hasher.hash(form.password) } });
     }
-    return this.finish(ctx, {
-      login: { accountId: account.accountId, amr: ['pwd'], acr: ACR.password, remember: true, ts: Math.floor(Date.now() / 1000) },
+    return this.afterPrimary(ctx, details, account, ['pwd'], this.deps.clock.now());
+  }
+
+  /** After the password (or, for step-up, the existing session): what else the policy requires. */
+  async afterPrimary(ctx: Context, details: Details, account: AccountDocument, amr: string[], passwordAt: Date | null): Promise<Outcome> {
+    const policy = this.deps.factors.policyFor(account.market);
+    const enrolled = Boolean(account.mfa?.enrolledAt) && (await this.deps.factors.availableMethods(account)).length > 0;
+    const requirement = decideRequirement({
+      mfa: policy.mfa,
+      allowDeferral: policy.allowDeferral,
+      enrolled,
+      mfaDemanded: requestDemandsMfa(details.params.acr_values),
     });
+    const base = {
+      _id: details.uid,
+      accountId: account.accountId,
+      passwordAt,
+      amr,
+      expiresAt: new Date((details.exp ?? Math.floor(Date.now() / 1000) + 3600) * 1000),
+    };
+    if (requirement.kind === 'none') {
+      const state = await this.deps.states.start({ ...base, step: 'second-factor', deferralAllowed: false });
+      return this.finishLogin({ ctx, details, state, account });
+    }
+    if (requirement.kind === 'second-factor') {
+      const state = await this.deps.states.start({ ...base, step: 'second-factor', deferralAllowed: false });
+      return this.secondFactorStep.begin({ ctx, details, state, account });
+    }
+    const state = await this.deps.states.start({ ...base, step: 'enrol-profile', deferralAllowed: requirement.deferrable });
+    return this.enrolmentStep.page({ ctx, details, state, account });
+  }
+
+  /** A signed-in session asked for MFA by the request (acr_values): straight to the second factor. */
+  private async stepUp(ctx: Context, details: Details): Promise<Outcome | undefined> {
+    const reasons = details.prompt.reasons;
+    const accountId = details.session?.accountId;
+    if (!accountId || reasons.length !== 1 || reasons[0] !== 'mfa_required') return undefined;
+    const account = await this.deps.accounts.findByAccountId(accountId);
+    if (!account || account.status !== 'active') return undefined;
+    const session = await this.deps.provider.Session.findByUid(details.session!.uid);
+    const earned = session?.amr?.length ? [...session.amr] : ['pwd'];
+    await this.audit({ ctx, details, accountId }, 'signin.step_up', 'success', { from: session?.acr ?? ACR.password });
+    return this.afterPrimary(ctx, details, account, earned.filter((v) => v !== 'mfa'), null);
+  }
+
+  // ── consent ────────────────────────────────────────────────────────────────
+
+  private consentView(details: Details, clientName: string): Outcome {
+    const promptDetails = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    const scopes = (promptDetails.missingOIDCScope ?? []).map((scope) => ({ scope, text: SCOPE_DESCRIPTIONS[scope] ?? `Use the "${scope}" permission` }));
+    const claims = (promptDetails.missingOIDCClaims ?? []).map((claim) => CLAIM_DESCRIPTIONS[claim] ?? claim);
+    const resources = Object.entries(promptDetails.missingResourceScopes ?? {}).map(([resource, list]) => ({ resource, scopes: list }));
+    return this.view(details, 'consent', { title: 'Allow access?', clientName, scopes, claims, resources });
   }
 
   async submitConsent(ctx: Context): Promise<Outcome> {
@@ -146,31 +258,36 @@ export class SignInFlow {
     if (!grant) throw Object.assign(new Error('grant not found'), { status: 400, expose: true });
 
     const promptDetails = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
-    if (promptDetails.missingOIDCScope) grant.addOIDCScope(promptDetails.missingOIDCScope.join(' '));
+    if (promptDetails.missingOIDCScope) {
+      // Admin scopes are granted only to accounts holding the matching role; others are declined.
+      const roles = (await this.deps.accounts.findByAccountId(accountId!))?.roles ?? [];
+      const { granted, rejected } = partitionScopesForAccount(promptDetails.missingOIDCScope, roles);
+      if (granted.length) grant.addOIDCScope(granted.join(' '));
+      if (rejected.length) grant.rejectOIDCScope(rejected.join(' '));
+    }
     if (promptDetails.missingOIDCClaims) grant.addOIDCClaims(promptDetails.missingOIDCClaims);
     for (const [resource, scopes] of Object.entries(promptDetails.missingResourceScopes ?? {})) {
       grant.addResourceScope(resource, scopes.join(' '));
     }
     const grantId = await grant.save();
-    await this.deps.audit.record({
-      type: 'consent.granted',
-      outcome: 'success',
-      actor: { kind: 'account', id: accountId },
-      ...this.requestFacts(ctx, details),
-      details: { scopes: promptDetails.missingOIDCScope ?? [] },
-    });
+    await this.audit({ ctx, details, accountId }, 'consent.granted', 'success', { scopes: promptDetails.missingOIDCScope ?? [] });
     return this.finish(ctx, { consent: { grantId } }, true);
   }
 
   /** "Deny" on the consent page, or "cancel" on the sign-in page: the RP receives access_denied. */
   async deny(ctx: Context): Promise<Outcome> {
     const details = await this.details(ctx);
-    await this.deps.audit.record({
-      type: details.prompt.name === 'consent' ? 'consent.denied' : 'signin.cancelled',
-      outcome: 'failure',
-      actor: details.session?.accountId ? { kind: 'account', id: details.session.accountId } : { kind: 'anonymous' },
-      ...this.requestFacts(ctx, details),
-    });
+    await this.deps.states.finish(details.uid);
+    await this.audit({ ctx, details, ...(details.session?.accountId ? { accountId: details.session.accountId } : {}) }, details.prompt.name === 'consent' ? 'consent.denied' : 'signin.cancelled', 'failure');
     return this.finish(ctx, { error: 'access_denied', error_description: 'The user denied the request' });
   }
+}
+
+export interface SecondFactorStepApi {
+  begin(current: Current): Promise<Outcome>;
+  page(current: Current, extra?: Record<string, unknown>, status?: number): Promise<Outcome>;
+}
+
+export interface EnrolmentStepApi {
+  page(current: Current, extra?: Record<string, unknown>, status?: number): Promise<Outcome>;
 }

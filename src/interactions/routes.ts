@@ -6,12 +6,10 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { CsrfTokens } from './csrf.js';
-import { LIMITS, type Outcome, type SignInFlow } from './flow.js';
+import { LIMITS, type Current, type Outcome, type SignInFlow } from './flow.js';
 
-const passwordForm = z.object({
-  login: z.string().max(LIMITS.login),
-  password: z.string().max(LIMITS.password),
-});
+const passwordForm = z.object({ login: z.string().max(LIMITS.login), password: z.string().max(LIMITS.password) });
+const short = (max: number) => z.string().max(max).default('');
 
 async function respond(ctx: Context, outcome: Outcome): Promise<void> {
   if ('redirect' in outcome) {
@@ -28,6 +26,13 @@ function formBody(ctx: Context): Record<string, unknown> {
   return body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
 }
 
+/** Parses the form with `schema`; a malformed form is a 400 page, never a 500. */
+function fields<T extends z.ZodRawShape>(ctx: Context, shape: T): z.infer<z.ZodObject<T>> {
+  const parsed = z.object(shape).safeParse(formBody(ctx));
+  if (!parsed.success) ctx.throw(400, 'The form was not filled in correctly. Go back and try again.');
+  return parsed.data!;
+}
+
 export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
 
@@ -39,6 +44,11 @@ export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens): Router {
     await next();
   };
 
+  /** A step after the password: load the interaction's progress, then run the handler. */
+  const step = (handler: (current: Current, ctx: Context) => Promise<Outcome>) => async (ctx: Context) => {
+    await respond(ctx, await handler(await flow.current(ctx), ctx));
+  };
+
   router.get('/', async (ctx) => respond(ctx, await flow.show(ctx)));
 
   router.post('/login', checkCsrf, async (ctx) => {
@@ -47,6 +57,32 @@ export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens): Router {
     if (!parsed.success) return ctx.throw(400, 'The sign-in form was not filled in correctly. Go back and try again.');
     await respond(ctx, await flow.submitPassword(ctx, parsed.data));
   });
+
+  const sf = flow.secondFactorStep;
+  const enrol = flow.enrolmentStep;
+  router.post('/second-factor', checkCsrf, step((c, ctx) => sf.verify(c, fields(ctx, { code: short(LIMITS.code) }).code)));
+  router.post('/second-factor/method', checkCsrf, step((c, ctx) => sf.switchMethod(c, fields(ctx, { method: short(32) }).method)));
+  router.post('/second-factor/resend', checkCsrf, step((c) => sf.resend(c)));
+
+  router.post('/enrol/profile', checkCsrf, step((c, ctx) => enrol.profile(c, fields(ctx, { action: short(16) }).action)));
+  router.post('/enrol/security-code', checkCsrf, step((c, ctx) => {
+    const form = fields(ctx, { code: short(LIMITS.code), confirm: short(LIMITS.code) });
+    return enrol.securityCode(c, form.code, form.confirm);
+  }));
+  router.post('/enrol/phone', checkCsrf, step((c, ctx) => {
+    const form = fields(ctx, { action: short(16), phone: short(LIMITS.phone) });
+    return enrol.phone(c, form.action, form.phone);
+  }));
+  router.post('/enrol/phone-verify', checkCsrf, step((c, ctx) => {
+    const form = fields(ctx, { action: short(16), code: short(LIMITS.code) });
+    return enrol.phoneVerify(c, form.action, form.code);
+  }));
+  router.post('/enrol/totp', checkCsrf, step((c, ctx) => {
+    const form = fields(ctx, { action: short(16), code: short(LIMITS.code) });
+    return enrol.totp(c, form.action, form.code);
+  }));
+  router.post('/enrol/method', checkCsrf, step((c, ctx) => enrol.method(c, fields(ctx, { method: short(32) }).method)));
+  router.post('/enrol/recovery-codes', checkCsrf, step((c) => enrol.recoveryCodesSaved(c)));
 
   router.post('/confirm', checkCsrf, async (ctx) => respond(ctx, await flow.submitConsent(ctx)));
   router.post('/abort', checkCsrf, async (ctx) => respond(ctx, await flow.deny(ctx)));

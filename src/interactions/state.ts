@@ -32,11 +32,15 @@ export interface SignInState {
   amr: string[];
   /** The method the second-factor page is currently showing. */
   method?: SecondFactorMethod | null;
+  /** Where the current code was sent, masked (e.g. j•••@example.com), for the page to say. */
+  destination?: string | null;
   /** Whether the second-factor step may be skipped by deferring enrolment. */
   deferralAllowed: boolean;
   /** Enrolment progress: a phone number awaiting its verification code, whether TOTP was confirmed. */
   pendingPhone?: string | null;
   totpConfirmed?: boolean;
+  /** Wrong second-factor answers in this interaction, across methods. */
+  failures?: number;
   expiresAt: Date;
 }
 
@@ -48,9 +52,11 @@ const stateSchema = new Schema<SignInState>(
     step: { type: String, enum: SIGN_IN_STEPS, required: true },
     amr: { type: [String], default: [] },
     method: { type: String, default: null },
+    destination: { type: String, default: null },
     deferralAllowed: { type: Boolean, default: false },
     pendingPhone: { type: String, default: null },
     totpConfirmed: { type: Boolean, default: false },
+    failures: { type: Number, default: 0 },
     expiresAt: { type: Date, required: true },
   },
   { collection: 'signin_states', versionKey: false, timestamps: true },
@@ -80,6 +86,12 @@ export class SignInStates {
     const update: Record<string, unknown> = { $set: change };
     if (addAmr.length) update.$addToSet = { amr: { $each: addAmr } };
     return this.model.findOneAndUpdate({ _id: uid }, update, { returnDocument: 'after' }).lean<SignInState>().exec();
+  }
+
+  /** Counts a wrong answer atomically; returns the new count (0 if the state is gone). */
+  async recordFailure(uid: string): Promise<number> {
+    const state = await this.model.findOneAndUpdate({ _id: uid }, { $inc: { failures: 1 } }, { returnDocument: 'after' }).lean<SignInState>().exec();
+    return state?.failures ?? 0;
   }
 
   async finish(uid: string): Promise<void> {

@@ -1,16 +1,19 @@
 /**
- * The client registry: create, list, show and delete relying parties. Clients are stored through the
- * adapter's Client model (src/oidc/adapter.ts), so oidc-provider reads exactly what we write, and
- * every new client is validated by oidc-provider's own schema plus Gatehouse's rules.
+ * The client registry: create, list, show, update, rotate the secret of, and delete relying parties.
+ * Clients are stored through the adapter's Client model (src/oidc/adapter.ts), so oidc-provider reads
+ * exactly what we write, and every client is validated by oidc-provider's own schema plus
+ * Gatehouse's rules (clientMetadataProblems), whichever way it was registered.
  */
 import { randomBytes } from 'node:crypto';
 import type { Connection } from 'mongoose';
 import type Provider from 'oidc-provider';
 import type { Adapter } from 'oidc-provider';
 import { z } from 'zod';
-import { InputError, NotFoundError } from '../errors.js';
-import { CLIENTS_COLLECTION, type ClientDocument } from './adapter.js';
-import { grantShapeProblems } from './client-rules.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import { ConflictError, InputError, NotFoundError } from '../errors.js';
+import { CLIENTS_COLLECTION, clientSecretContext, type ClientDocument } from './adapter.js';
+import { grantShapeProblems, redirectUriProblem } from './client-rules.js';
+import { CLIENT_ARTIFACTS, removeArtifacts } from './revocation.js';
 
 /** oidc-provider exposes each model's adapter at run time; its type definitions do not declare it. */
 export function clientAdapter(provider: Provider): Adapter {
@@ -19,20 +22,49 @@ export function clientAdapter(provider: Provider): Adapter {
 
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+export const RESPONSE_TYPES = ['code'] as const;
+const SECRET_AUTH_METHODS: ReadonlySet<string> = new Set(['client_secret_basic', 'client_secret_post']);
+
+/** Private-key members of RSA, EC, OKP and symmetric JWKs: a client registers public keys only. */
+export const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+const scopeRule = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'must be space-separated scope names').max(2000);
+const jwksRule = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1, 'must hold at least one key').max(20) });
+const uriList = z.array(z.string().max(2000)).max(50);
 
 export const newClientInput = z.object({
   name: z.string().trim().min(1, 'must not be empty').max(200),
-  redirectUris: z.array(z.string()).default([]),
-  postLogoutRedirectUris: z.array(z.string()).default([]),
+  redirectUris: uriList.default([]),
+  postLogoutRedirectUris: uriList.default([]),
   grantTypes: z.array(z.enum(GRANT_TYPES)).min(1).default(['authorization_code', 'refresh_token']),
   authMethod: z.enum(AUTH_METHODS).default('client_secret_basic'),
-  scope: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'must be space-separated scope names').optional(),
+  scope: scopeRule.optional(),
   firstParty: z.boolean().default(false),
-  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
+  jwks: jwksRule.optional(),
   clientId: z.string().regex(/^[A-Za-z0-9._~-]{3,128}$/, 'must be 3-128 URL-safe characters').optional(),
   clientSecret: z.string().min(32, 'must be at least 32 characters').optional(),
 });
 export type NewClientInput = z.input<typeof newClientInput>;
+
+/**
+ * A change to a client, in OIDC metadata names (RFC 7591). Lists replace the stored list; `null`
+ * removes `scope` or `jwks`. Unknown fields are refused so a typo is never silently ignored.
+ */
+export const clientMetadataPatch = z
+  .object({
+    client_name: z.string().trim().min(1, 'must not be empty').max(200),
+    redirect_uris: uriList,
+    post_logout_redirect_uris: uriList,
+    grant_types: z.array(z.enum(GRANT_TYPES)).min(1, 'must name at least one grant type'),
+    response_types: z.array(z.enum(RESPONSE_TYPES)),
+    scope: scopeRule.nullable(),
+    token_endpoint_auth_method: z.enum(AUTH_METHODS),
+    jwks: jwksRule.nullable(),
+    first_party: z.boolean(),
+  })
+  .partial()
+  .strict();
+export type ClientMetadataPatch = z.infer<typeof clientMetadataPatch>;
 
 export interface ClientSummary {
   clientId: string;
@@ -50,6 +82,20 @@ export interface CreatedClient extends ClientSummary {
   metadata: Record<string, unknown>;
 }
 
+export interface ClientRecord extends ClientSummary {
+  metadata: Record<string, unknown>;
+  updatedAt?: Date;
+}
+
+export interface UpdatedClient {
+  client: ClientRecord;
+  /** Changed metadata fields, before and after (public keys as their key ids). */
+  changes: Record<string, { before: unknown; after: unknown }>;
+  /** A new secret, when the change of auth method needed one: shown once. */
+  clientSecret?: string;
+  secretRemoved: boolean;
+}
+
 function summarize(id: string, metadata: Record<string, unknown>, createdAt?: Date): ClientSummary {
   return {
     clientId: id,
@@ -62,10 +108,77 @@ function summarize(id: string, metadata: Record<string, unknown>, createdAt?: Da
   };
 }
 
+function record(doc: ClientDocument): ClientRecord {
+  return { ...summarize(doc._id, doc.metadata, doc.createdAt), metadata: { ...doc.metadata, client_id: doc._id }, ...(doc.updatedAt ? { updatedAt: doc.updatedAt } : {}) };
+}
+
+function newSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/**
+ * Gatehouse's rules on top of oidc-provider's schema, keyed by metadata field: redirect URIs (https
+ * except loopback, no fragment), grant/response consistency, and authentication that fits the grants.
+ */
+export function clientMetadataProblems(metadata: Record<string, unknown>): Record<string, string> {
+  const grants = (metadata.grant_types as string[] | undefined) ?? ['authorization_code'];
+  const problems = grantShapeProblems({
+    grant_types: grants,
+    ...(metadata.response_types !== undefined ? { response_types: metadata.response_types as string[] } : {}),
+    redirect_uris: (metadata.redirect_uris as string[] | undefined) ?? [],
+  });
+  const unknownGrant = grants.find((g) => !(GRANT_TYPES as readonly string[]).includes(g));
+  if (unknownGrant) problems.grant_types = `"${unknownGrant}" is not supported (use ${GRANT_TYPES.join(', ')})`;
+  for (const uri of (metadata.post_logout_redirect_uris as string[] | undefined) ?? []) {
+    const problem = redirectUriProblem(uri);
+    if (problem) {
+      problems.post_logout_redirect_uris = problem;
+      break;
+    }
+  }
+  const method = String(metadata.token_endpoint_auth_method ?? 'client_secret_basic');
+  if (!(AUTH_METHODS as readonly string[]).includes(method)) {
+    problems.token_endpoint_auth_method = `must be one of ${AUTH_METHODS.join(', ')}`;
+  } else if (method === 'none' && grants.includes('client_credentials')) {
+    problems.token_endpoint_auth_method = 'client_credentials needs an authenticated client (not "none")';
+  }
+  if (metadata.jwks_uri !== undefined) problems.jwks_uri = 'Gatehouse takes client public keys inline (jwks), not from a URL';
+  const keys = (metadata.jwks as { keys?: Array<Record<string, unknown>> } | undefined)?.keys;
+  if (method === 'private_key_jwt' && !keys?.length) problems.jwks = 'private_key_jwt needs the client public keys (jwks)';
+  keys?.forEach((key, i) => {
+    const secret = PRIVATE_JWK_MEMBERS.filter((member) => member in key);
+    if (secret.length) problems.jwks = `keys[${i}] contains private key material (${secret.join(', ')}); give only the public keys`;
+  });
+  return problems;
+}
+
+export function problemsError(problems: Record<string, string>): InputError {
+  return new InputError(`invalid client: ${Object.entries(problems).map(([k, v]) => `${k}: ${v}`).join('; ')}`, problems);
+}
+
+/** Runs oidc-provider's own client schema; its complaint becomes a 400 naming the field when it can. */
+async function providerValidate(provider: Provider, metadata: Record<string, unknown>): Promise<void> {
+  try {
+    await provider.Client.validate(metadata as never);
+  } catch (err) {
+    const e = err as { error_description?: string; message: string };
+    const message = e.error_description ?? e.message;
+    const field = /^([a-z_]+) /.exec(message)?.[1];
+    throw new InputError(`invalid client: ${message}`, { [field && field in metadata ? field : 'metadata']: message });
+  }
+}
+
+/** Public keys are shown in changes by their key ids: enough to follow a key rotation. */
+function comparable(field: string, value: unknown): unknown {
+  if (field === 'jwks') return value ? ((value as { keys: Array<{ kid?: unknown }> }).keys ?? []).map((k) => k.kid ?? '(no kid)') : null;
+  return value ?? null;
+}
+
 export class ClientRegistry {
   constructor(
     private readonly provider: Provider,
     private readonly connection: Connection,
+    private readonly secretBox: SecretBox,
   ) {}
 
   private get collection() {
@@ -78,23 +191,8 @@ export class ClientRegistry {
     if (!parsed.success) throw InputError.fromZod(parsed.error, 'invalid client');
     const c = parsed.data;
     const grantTypes = [...new Set(c.grantTypes)];
-    const responseTypes = grantTypes.includes('authorization_code') ? ['code'] : [];
     const clientId = c.clientId ?? randomBytes(16).toString('base64url');
-    const needsSecret = c.authMethod === 'client_secret_basic' || c.authMethod === 'client_secret_post';
-    const clientSecret = needsSecret ? (c.clientSecret ?? randomBytes(32).toString('base64url')) : undefined;
-
-    const problems = grantShapeProblems({ grant_types: grantTypes, response_types: responseTypes, redirect_uris: c.redirectUris });
-    if (c.authMethod === 'private_key_jwt' && !c.jwks) problems.jwks = 'private_key_jwt needs the client public keys (jwks)';
-    if (c.authMethod === 'none' && grantTypes.includes('client_credentials')) {
-      problems.authMethod = 'client_credentials needs an authenticated client (not "none")';
-    }
-    for (const uri of c.postLogoutRedirectUris) {
-      const problem = grantShapeProblems({ grant_types: ['client_credentials'], response_types: [], redirect_uris: [uri] }).redirect_uris;
-      if (problem) problems.postLogoutRedirectUris = problem;
-    }
-    if (Object.keys(problems).length > 0) {
-      throw new InputError(`invalid client: ${Object.entries(problems).map(([k, v]) => `${k}: ${v}`).join('; ')}`, problems);
-    }
+    const clientSecret = SECRET_AUTH_METHODS.has(c.authMethod) ? (c.clientSecret ?? newSecret()) : undefined;
 
     const metadata: Record<string, unknown> = {
       client_id: clientId,
@@ -102,46 +200,134 @@ export class ClientRegistry {
       redirect_uris: c.redirectUris,
       post_logout_redirect_uris: c.postLogoutRedirectUris,
       grant_types: grantTypes,
-      response_types: responseTypes,
+      response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
       token_endpoint_auth_method: c.authMethod,
       first_party: c.firstParty,
       ...(c.scope ? { scope: c.scope } : {}),
       ...(c.jwks ? { jwks: c.jwks } : {}),
-      ...(clientSecret ? { client_secret: clientSecret } : {}),
     };
-    try {
-      await this.provider.Client.validate(metadata as never);
-    } catch (err) {
-      const e = err as { error_description?: string; message: string };
-      const message = e.error_description ?? e.message;
-      throw new InputError(`invalid client: ${message}`, { metadata: message });
-    }
-    return { clientId, ...(clientSecret ? { clientSecret } : {}), metadata };
+    const problems = clientMetadataProblems(metadata);
+    if (Object.keys(problems).length > 0) throw problemsError(problems);
+    await providerValidate(this.provider, { ...metadata, ...(clientSecret ? { client_secret: clientSecret } : {}) });
+    return { clientId, ...(clientSecret ? { clientSecret } : {}), metadata: { ...metadata, ...(clientSecret ? { client_secret: clientSecret } : {}) } };
   }
 
   async create(input: NewClientInput): Promise<CreatedClient> {
     const { clientId, clientSecret, metadata } = await this.buildMetadata(input);
     const existing = await this.collection.findOne({ _id: clientId }, { projection: { _id: 1 } });
-    if (existing) throw new InputError(`a client with id "${clientId}" already exists`, { clientId: 'already exists' });
+    if (existing) throw new ConflictError(`a client with id "${clientId}" already exists`, 'client_id');
     await clientAdapter(this.provider).upsert(clientId, metadata as never, 0);
     const { client_secret: _omit, ...publicMetadata } = metadata;
     return { ...summarize(clientId, metadata, new Date()), ...(clientSecret ? { clientSecret } : {}), metadata: publicMetadata };
   }
 
+  /** Every client, oldest first (the CLI's `client list`). */
   async list(): Promise<ClientSummary[]> {
-    const docs = await this.collection.find({}, { projection: { secretSealed: 0 } }).sort({ createdAt: 1 }).toArray();
+    const docs = await this.collection.find({}, { projection: { secretSealed: 0 } }).sort({ createdAt: 1, _id: 1 }).toArray();
     return docs.map((d) => summarize(d._id, d.metadata, d.createdAt));
   }
 
-  /** The client's metadata, without its secret. */
-  async show(clientId: string): Promise<ClientSummary & { metadata: Record<string, unknown> }> {
-    const doc = await this.collection.findOne({ _id: clientId }, { projection: { secretSealed: 0 } });
-    if (!doc) throw new NotFoundError(`no client with id "${clientId}"`);
-    return { ...summarize(doc._id, doc.metadata, doc.createdAt), metadata: { ...doc.metadata, client_id: doc._id } };
+  /** One page, oldest first in a stable order (createdAt, then client_id), after the given client. */
+  async page(options: { limit: number; after?: { createdAt: Date; clientId: string } }): Promise<{ items: ClientRecord[]; more: boolean }> {
+    const { after } = options;
+    const filter = after ? { $or: [{ createdAt: { $gt: after.createdAt } }, { createdAt: after.createdAt, _id: { $gt: after.clientId } }] } : {};
+    const docs = await this.collection
+      .find(filter, { projection: { secretSealed: 0 } })
+      .sort({ createdAt: 1, _id: 1 })
+      .limit(options.limit + 1)
+      .toArray();
+    return { items: docs.slice(0, options.limit).map(record), more: docs.length > options.limit };
   }
 
-  async remove(clientId: string): Promise<void> {
+  /** The client's registration, without its secret. */
+  async show(clientId: string): Promise<ClientRecord> {
+    const doc = await this.collection.findOne({ _id: clientId }, { projection: { secretSealed: 0 } });
+    if (!doc) throw new NotFoundError(`no client with id "${clientId}"`);
+    return record(doc);
+  }
+
+  /**
+   * Applies a metadata change. The whole result is validated like a new client; the write is
+   * conditional on the document being unchanged since it was read, so concurrent edits cannot
+   * silently overwrite each other. Other stored metadata (e.g. from dynamic registration) is kept.
+   */
+  async update(clientId: string, patchInput: ClientMetadataPatch): Promise<UpdatedClient> {
+    const parsed = clientMetadataPatch.safeParse(patchInput);
+    if (!parsed.success) throw InputError.fromZod(parsed.error, 'invalid client');
+    const patch = parsed.data;
+    if (Object.keys(patch).length === 0) throw new InputError('invalid client: nothing to change', { '(input)': 'name at least one field to change' });
+
+    const doc = await this.collection.findOne({ _id: clientId });
+    if (!doc) throw new NotFoundError(`no client with id "${clientId}"`);
+    const before = doc.metadata;
+    const after: Record<string, unknown> = { ...before, client_id: clientId };
+    for (const [field, value] of Object.entries(patch)) {
+      if (value === null) delete after[field];
+      else after[field] = field === 'grant_types' ? [...new Set(value as string[])] : value;
+    }
+    // Response types follow the grant types unless given explicitly.
+    if (patch.grant_types && !patch.response_types) {
+      after.response_types = (after.grant_types as string[]).includes('authorization_code') ? ['code'] : [];
+    }
+    const problems = clientMetadataProblems(after);
+    if (Object.keys(problems).length > 0) throw problemsError(problems);
+
+    const needsSecret = SECRET_AUTH_METHODS.has(String(after.token_endpoint_auth_method ?? 'client_secret_basic'));
+    let clientSecret: string | undefined;
+    let secretSealed = doc.secretSealed;
+    if (needsSecret && !secretSealed) {
+      clientSecret = newSecret();
+      secretSealed = this.secretBox.seal(clientSecret, clientSecretContext(clientId));
+    }
+    const secretRemoved = !needsSecret && doc.secretSealed !== undefined;
+    const currentSecret = needsSecret ? (clientSecret ?? this.secretBox.open(doc.secretSealed!, clientSecretContext(clientId))) : undefined;
+    await providerValidate(this.provider, { ...after, ...(currentSecret ? { client_secret: currentSecret } : {}) });
+
+    const now = new Date();
+    const updated = await this.collection.findOneAndUpdate(
+      { _id: clientId, updatedAt: doc.updatedAt },
+      {
+        $set: { metadata: after, updatedAt: now, ...(clientSecret ? { secretSealed } : {}) },
+        ...(secretRemoved ? { $unset: { secretSealed: '' } } : {}),
+      },
+      { returnDocument: 'after', projection: { secretSealed: 0 } },
+    );
+    if (!updated) throw new ConflictError('the client was changed by someone else at the same time; read it again and retry');
+
+    const changes: UpdatedClient['changes'] = {};
+    for (const field of new Set([...Object.keys(patch), ...(patch.grant_types ? ['response_types'] : [])])) {
+      const was = comparable(field, before[field]);
+      const now = comparable(field, after[field]);
+      if (JSON.stringify(was) !== JSON.stringify(now)) changes[field] = { before: was, after: now };
+    }
+    return { client: record(updated), changes, ...(clientSecret ? { clientSecret } : {}), secretRemoved };
+  }
+
+  /** Replaces the secret of a client that authenticates with one. The new secret is returned once. */
+  async rotateSecret(clientId: string): Promise<{ clientId: string; clientSecret: string }> {
+    const doc = await this.collection.findOne({ _id: clientId }, { projection: { metadata: 1, secretSealed: 1 } });
+    if (!doc) throw new NotFoundError(`no client with id "${clientId}"`);
+    const method = String(doc.metadata.token_endpoint_auth_method ?? 'client_secret_basic');
+    if (!SECRET_AUTH_METHODS.has(method) || !doc.secretSealed) {
+      throw new ConflictError(`this client authenticates with ${method} and has no secret to rotate`);
+    }
+    const clientSecret = newSecret();
+    const rotated = await this.collection.updateOne(
+      { _id: clientId, secretSealed: doc.secretSealed },
+      { $set: { secretSealed: this.secretBox.seal(clientSecret, clientSecretContext(clientId)), updatedAt: new Date() } },
+    );
+    if (rotated.matchedCount === 0) throw new ConflictError('the client was changed by someone else at the same time; retry');
+    return { clientId, clientSecret };
+  }
+
+  /**
+   * Deletes the client first (so it can obtain nothing more), then every grant, token and code it
+   * holds. Returns how many artifacts were revoked.
+   */
+  async remove(clientId: string): Promise<{ revoked: Record<string, number> }> {
     const result = await this.collection.deleteOne({ _id: clientId });
     if (result.deletedCount === 0) throw new NotFoundError(`no client with id "${clientId}"`);
+    const revoked = await removeArtifacts(this.connection, CLIENT_ARTIFACTS, 'clientId', clientId);
+    return { revoked };
   }
 }

@@ -14,6 +14,8 @@ import { createFindAccount } from './claims.js';
 import { buildInteractionPolicy } from './interaction-policy.js';
 import type { ProviderKeys } from './keys.js';
 import { ACR, SCOPE_CLAIMS } from './scopes.js';
+import { ADMIN_SCOPES, partitionScopesForAccount } from '../admin/permissions.js';
+import { registrationFeatures } from './registration.js';
 
 export interface ProviderDeps {
   config: Config;
@@ -64,10 +66,13 @@ export function buildProvider(deps: ProviderDeps): Provider {
       email: [...SCOPE_CLAIMS.email],
       phone: [...SCOPE_CLAIMS.phone],
     },
-    scopes: ['openid', 'offline_access', 'profile', 'email', 'phone'],
+    scopes: ['openid', 'offline_access', 'profile', 'email', 'phone', ...ADMIN_SCOPES],
     responseTypes: ['code'],
     acrValues: [ACR.password, ACR.multiFactor],
     clientDefaults: {
+      // A client registered without a scope list may ask for every scope except the admin ones, which
+      // a client gets only by being registered with them (oidc-provider otherwise allows any scope).
+      scope: 'openid offline_access profile email phone',
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -89,6 +94,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
     },
     features: {
       devInteractions: { enabled: false },
+      ...registrationFeatures(connection),
       introspection: { enabled: true },
       revocation: { enabled: true },
       userinfo: { enabled: true },
@@ -122,8 +128,14 @@ export function buildProvider(deps: ProviderDeps): Provider {
       const client = ctx.oidc.client!;
       if ((client as unknown as Record<string, unknown>)[FIRST_PARTY] !== true) return undefined;
       // First-party clients: everything they ask for is granted without a consent page.
-      const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: ctx.oidc.session!.accountId! });
-      grant.addOIDCScope(ctx.oidc.requestParamScopes ? [...ctx.oidc.requestParamScopes].join(' ') : 'openid');
+      const accountId = ctx.oidc.session!.accountId!;
+      const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId });
+      // Admin scopes only for the matching roles; the others are recorded as declined, not asked again.
+      const requested = ctx.oidc.requestParamScopes ? [...ctx.oidc.requestParamScopes] : ['openid'];
+      const roles = (await accounts.findByAccountId(accountId))?.roles ?? [];
+      const { granted, rejected } = partitionScopesForAccount(requested, roles);
+      grant.addOIDCScope(granted.join(' '));
+      if (rejected.length) grant.rejectOIDCScope(rejected.join(' '));
       const claims = ctx.oidc.requestParamClaims;
       if (claims) grant.addOIDCClaims([...claims]);
       await grant.save();

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig, type Config } from '../../src/config.js';
 import { connectMongoose, type Database } from '../../src/db/connection.js';
+import type { Clock } from '../../src/factors/types.js';
 import { createLogger } from '../../src/logger.js';
 import { startGatehouse, type RunningGatehouse } from '../../src/server.js';
 import { uriForDatabase } from './test-database.js';
@@ -27,6 +28,7 @@ export interface TestGatehouseOptions {
   dbUri?: string;
   overrides?: Record<string, unknown>;
   env?: Record<string, string>;
+  clock?: Clock;
 }
 
 export interface TestGatehouse extends RunningGatehouse {
@@ -40,7 +42,7 @@ export async function startTestGatehouse(name: string, options: TestGatehouseOpt
     overrides: { dataDir: mkdtempSync(path.join(tmpdir(), 'gatehouse-test-')), ...options.overrides },
   });
   const database = await openTestDatabase(dbUri);
-  const running = await startGatehouse(config, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), { database });
+  const running = await startGatehouse(config, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), { database, ...(options.clock ? { clock: options.clock } : {}) });
   return {
     ...running,
     dbUri,

@@ -1,0 +1,110 @@
+/**
+ * The Gatehouse target: a production build (the compiled JavaScript in BENCH_BUILD_DIR, NODE_ENV=production)
+ * started through its own startGatehouse(), in a process of its own so that its CPU, RSS and database
+ * commands can be measured alone. Forked by targets.ts; talks to the bench over IPC (protocol.ts).
+ *
+ * What this wrapper adds to a plain `npm start`, all from outside src/:
+ *  - the MongoDB connection is opened here, with the driver's command monitoring on, and handed to
+ *    startGatehouse (its `database` option), so every command Gatehouse sends is counted;
+ *  - the HTTP server listens on 127.0.0.1 only (startGatehouse binds every interface);
+ *  - the bench JWT resource server (bench-resource.ts), through provider-shim-hooks.mjs, unless
+ *    BENCH_JWT_SHIM=0.
+ */
+import http from 'node:http';
+import { register } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import mongoose from 'mongoose';
+import type * as ConfigModule from '../../src/config.js';
+import type * as LoggerModule from '../../src/logger.js';
+import type * as ServerModule from '../../src/server.js';
+import { announceReady, Meter, serveControl } from './protocol.js';
+import type { Fixtures } from './fixtures.js';
+
+const buildDir = process.env.BENCH_BUILD_DIR;
+const dbUri = process.env.BENCH_DB_URI;
+if (!buildDir || !dbUri) throw new Error('gatehouse-child needs BENCH_BUILD_DIR and BENCH_DB_URI');
+const jwtShim = process.env.BENCH_JWT_SHIM !== '0';
+// Off only to measure what the monitoring itself costs (then no round trips are counted).
+const commandMonitoring = process.env.BENCH_COMMAND_MONITORING !== '0';
+
+// A build has .js modules; BENCH_MODULE_EXT=.ts runs the TypeScript sources instead (smoke test only).
+const moduleExt = process.env.BENCH_MODULE_EXT ?? '.js';
+const built = (file: string) => pathToFileURL(path.join(buildDir, 'src', file.replace(/\.js$/, moduleExt))).href;
+
+if (jwtShim) {
+  register('./provider-shim-hooks.mjs', import.meta.url, {
+    data: { providerModuleUrl: built('oidc/provider.js'), shimUrl: new URL('./provider-shim.ts', import.meta.url).href },
+  });
+}
+
+// Only loopback: the bench never exposes a port beyond this machine.
+const listen = http.Server.prototype.listen;
+http.Server.prototype.listen = function listenOnLoopback(this: http.Server, ...args: unknown[]) {
+  if (typeof args[0] === 'number' && typeof args[1] !== 'string') args.splice(1, 0, '127.0.0.1');
+  return listen.apply(this, args as Parameters<typeof listen>);
+} as typeof listen;
+
+const { loadConfig } = (await import(built('config.js'))) as typeof ConfigModule;
+const { createLogger } = (await import(built('logger.js'))) as typeof LoggerModule;
+const { startGatehouse } = (await import(built('server.js'))) as typeof ServerModule;
+
+const meter = new Meter();
+const config = loadConfig({ env: { ...process.env, PORT: '0', MONGODB_URI: dbUri } });
+const log = createLogger(config.logLevel);
+
+// The same options as src/db/connection.ts connectMongoose, plus command monitoring.
+const connection = mongoose.createConnection(dbUri, {
+  serverSelectionTimeoutMS: config.mongodb.serverSelectionTimeoutMs,
+  bufferCommands: false,
+  autoIndex: true,
+  monitorCommands: commandMonitoring,
+});
+await connection.asPromise();
+if (commandMonitoring) {
+  connection.getClient().on('commandStarted', (event) => meter.countCommand(event.commandName, event.command));
+}
+
+const gatehouse = await startGatehouse(config, log, { database: { connection, kind: 'external', close: () => connection.close() } });
+
+async function seed(fixtures: Fixtures): Promise<void> {
+  const { clients, accounts } = gatehouse.services;
+  await clients.create({
+    clientId: fixtures.service.clientId,
+    clientSecret: fixtures.service.clientSecret,
+    name: fixtures.service.name,
+    grantTypes: ['client_credentials'],
+    authMethod: 'client_secret_basic',
+  });
+  await clients.create({
+    clientId: fixtures.web.clientId,
+    clientSecret: fixtures.web.clientSecret,
+    name: fixtures.web.name,
+    redirectUris: [fixtures.web.redirectUri],
+    grantTypes: ['authorization_code', 'refresh_token'],
+    authMethod: 'client_secret_basic',
+    firstParty: true,
+  });
+  for (const account of fixtures.accounts) {
+    await accounts.create({ userId: account.userId, email: account.email, name: account.name, password: fixtures.password, emailVerified: true });
+  }
+}
+
+let stopping: Promise<void> | undefined;
+serveControl(meter, {
+  seed,
+  stop: () =>
+    (stopping ??= (async () => {
+      await gatehouse.close().catch(() => undefined);
+      await connection.close().catch(() => undefined);
+    })()),
+});
+
+announceReady(gatehouse.url, {
+  nodeEnv: config.env,
+  argon2: config.password.argon2,
+  logLevel: config.logLevel,
+  jwtShim,
+  commandMonitoring,
+  uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? '4 (Node default)',
+});

@@ -1,0 +1,77 @@
+/** `audit list`: the audit log, newest first, with the same filters and cursor as the admin API. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { encodeCursor, decodeCursor } from '../../src/admin/http-input.js';
+import { auditEntryJson } from '../../src/admin/routes/audit.js';
+import { z } from 'zod';
+import { Printer, table, type CliIO } from './output.js';
+import { cliEnvironment, withServices } from './session.js';
+
+function instant(value: string): Date {
+  const parsed = z.iso.datetime({ offset: true }).safeParse(value);
+  if (!parsed.success) throw new InvalidArgumentError('Give an ISO 8601 date-time, e.g. 2025-01-31T12:00:00Z.');
+  return new Date(value);
+}
+
+function limit(value: string): number {
+  if (!/^\d{1,3}$/.test(value) || Number(value) < 1 || Number(value) > 200) throw new InvalidArgumentError('Give a whole number from 1 to 200.');
+  return Number(value);
+}
+
+interface ListOptions {
+  actor?: string;
+  target?: string;
+  type?: string;
+  outcome?: 'success' | 'failure';
+  requestId?: string;
+  since?: Date;
+  until?: Date;
+  limit?: number;
+  cursor?: string;
+  json?: boolean;
+}
+
+export function auditCommands(io: CliIO): Command {
+  const audit = new Command('audit').description('read the audit log');
+
+  audit
+    .command('list')
+    .description('list audit entries, newest first')
+    .option('--actor <id>', 'actor id: account id, client id, or cli:<user>')
+    .option('--target <id>', 'target id (account, client, grant, registration token)')
+    .option('--type <type>', 'event type, or a prefix ending in * (e.g. "admin.account.*")')
+    .addOption(new Option('--outcome <outcome>', 'success or failure').choices(['success', 'failure']))
+    .option('--request-id <id>', 'request/correlation id')
+    .option('--since <date-time>', 'from this instant (inclusive)', instant)
+    .option('--until <date-time>', 'before this instant', instant)
+    .option('--limit <n>', 'page size, 1-200 (default 50)', limit)
+    .option('--cursor <cursor>', 'continue from a previous page')
+    .option('--json', 'print the page as JSON: {"items": [...], "nextCursor": ...}')
+    .action(async (opts: ListOptions) => {
+      const pageSize = opts.limit ?? 50;
+      const after = opts.cursor ? decodeCursor('audit', opts.cursor, z.tuple([z.iso.datetime(), z.string().regex(/^[0-9a-f]{24}$/)])) : undefined;
+      const page = await withServices(cliEnvironment(), (services) =>
+        services.audit.query({
+          limit: pageSize,
+          ...(opts.actor ? { actor: opts.actor } : {}),
+          ...(opts.target ? { target: opts.target } : {}),
+          ...(opts.type ? { type: opts.type } : {}),
+          ...(opts.outcome ? { outcome: opts.outcome } : {}),
+          ...(opts.requestId ? { requestId: opts.requestId } : {}),
+          ...(opts.since ? { since: opts.since } : {}),
+          ...(opts.until ? { until: opts.until } : {}),
+          ...(after ? { after: { at: new Date(after[0]), id: after[1] } } : {}),
+        }),
+      );
+      const last = page.items[page.items.length - 1];
+      const nextCursor = page.more && last ? encodeCursor('audit', [last.at.toISOString(), last._id.toHexString()]) : null;
+      const items = page.items.map(auditEntryJson);
+      new Printer(io, opts.json === true).result({ items, nextCursor }, () => {
+        if (items.length === 0) return 'No audit entries.\n';
+        const who = (actor: unknown) => (actor ? `${(actor as { kind: string }).kind}:${(actor as { id?: string }).id ?? '-'}` : '-');
+        const rows = items.map((e) => [e.at, e.type, e.outcome, who(e.actor), who(e.target), e.ip, e.requestId]);
+        return table(['AT', 'TYPE', 'OUTCOME', 'ACTOR', 'TARGET', 'IP', 'REQUEST ID'], rows) + (nextCursor ? `More: --cursor ${nextCursor}\n` : '');
+      });
+    });
+
+  return audit;
+}

@@ -1,0 +1,236 @@
+/**
+ * Administrative operations on accounts: search, update, status changes (disable, enable, unlock),
+ * resetting the second factor, and revoking every session and grant. Each change is one atomic,
+ * conditional update, so two administrators acting at once cannot overwrite each other unseen.
+ *
+ * Fields owned by other features are touched through the raw collection: `mfa` (the second factor,
+ * with its secrets in the `credentials` collection) and `lockedUntil` (lockout).
+ */
+import type { Connection } from 'mongoose';
+import { z } from 'zod';
+import { ConflictError, InputError, NotFoundError, duplicateKeyField } from '../errors.js';
+import { ACCOUNT_ARTIFACTS, removeArtifacts } from '../oidc/revocation.js';
+import type { AccountFields, AccountStatus } from './account.model.js';
+import type { AccountService } from './accounts.js';
+
+/** The collection where each second factor keeps its secrets, keyed by `accountId`. */
+const CREDENTIALS_COLLECTION = 'credentials';
+
+export type RawAccount = AccountFields & { mfa?: unknown; lockedUntil?: Date | null };
+
+export interface AccountView {
+  accountId: string;
+  userId: string;
+  email: string | null;
+  emailVerified: boolean;
+  name: string;
+  phone: string | null;
+  phoneVerified: boolean;
+  market: string;
+  roles: string[];
+  status: AccountStatus;
+  hasPassword: boolean;
+  lockedUntil: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What the admin API and CLI show of an account: never the password hash or second-factor data. */
+export function accountView(a: RawAccount): AccountView {
+  return {
+    accountId: a.accountId,
+    userId: a.userId,
+    email: a.email ?? null,
+    emailVerified: a.emailVerified === true,
+    name: a.name,
+    phone: a.phone ?? null,
+    phoneVerified: a.phoneVerified === true,
+    market: a.market,
+    roles: [...(a.roles ?? [])],
+    status: a.status,
+    hasPassword: Boolean(a.passwordHash),
+    lockedUntil: a.lockedUntil instanceof Date ? a.lockedUntil.toISOString() : null,
+    createdAt: new Date(a.createdAt).toISOString(),
+    updatedAt: new Date(a.updatedAt).toISOString(),
+  };
+}
+
+export const roleName = z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be a lower-case role name');
+
+/** A change to an account. `null` removes email or phone. Unknown fields are refused. */
+export const accountPatch = z
+  .object({
+    name: z.string().trim().min(1, 'must not be empty').max(200),
+    email: z.email('must be a valid email address').max(254).nullable(),
+    phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be in E.164 form, e.g. +14155550123').nullable(),
+    market: z.string().regex(/^[A-Za-z0-9_-]{1,16}$/, 'must be a short market code such as US or default'),
+    roles: z.array(roleName).max(32),
+  })
+  .partial()
+  .strict();
+export type AccountPatch = z.infer<typeof accountPatch>;
+
+export const ACCOUNT_STATUS_FILTER = ['active', 'disabled', 'locked'] as const;
+
+export interface AccountSearch {
+  /** Part of the User ID or email, any letter case. */
+  q?: string;
+  status?: AccountStatus;
+  role?: string;
+  limit: number;
+  /** Continue after this User ID (lower-cased): pages are ordered by User ID. */
+  after?: string;
+}
+
+export type Changes = Record<string, { before: unknown; after: unknown }>;
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+const TRANSITIONS = {
+  disable: { from: ['active', 'locked'], to: 'disabled' },
+  enable: { from: ['disabled'], to: 'active' },
+  unlock: { from: ['locked'], to: 'active' },
+} as const satisfies Record<string, { from: readonly AccountStatus[]; to: AccountStatus }>;
+export type StatusAction = keyof typeof TRANSITIONS;
+
+export class AccountAdmin {
+  constructor(
+    private readonly connection: Connection,
+    private readonly accounts: AccountService,
+  ) {}
+
+  private get collection() {
+    return this.accounts.model.collection;
+  }
+
+  private async load(accountId: string): Promise<RawAccount> {
+    const doc = (await this.collection.findOne({ accountId })) as unknown as RawAccount | null;
+    if (!doc) throw new NotFoundError(`no account with id "${accountId}"`);
+    return doc;
+  }
+
+  async get(accountId: string): Promise<AccountView> {
+    return accountView(await this.load(accountId));
+  }
+
+  async raw(accountId: string): Promise<RawAccount> {
+    return this.load(accountId);
+  }
+
+  async page(search: AccountSearch): Promise<{ items: AccountView[]; more: boolean; last?: string }> {
+    const and: Record<string, unknown>[] = [];
+    if (search.q) {
+      const pattern = escapeRegex(search.q.trim().toLowerCase());
+      and.push({ $or: [{ userIdLower: { $regex: pattern } }, { emailLower: { $regex: pattern } }] });
+    }
+    if (search.status) and.push({ status: search.status });
+    if (search.role) and.push({ roles: search.role });
+    if (search.after !== undefined) and.push({ userIdLower: { $gt: search.after } });
+    const docs = (await this.collection
+      .find(and.length ? { $and: and } : {})
+      .sort({ userIdLower: 1 })
+      .limit(search.limit + 1)
+      .toArray()) as unknown as RawAccount[];
+    const items = docs.slice(0, search.limit);
+    return { items: items.map(accountView), more: docs.length > search.limit, ...(items.length ? { last: items[items.length - 1]!.userIdLower } : {}) };
+  }
+
+  /** Applies a change; returns the account after it and the fields that changed. */
+  async update(accountId: string, input: AccountPatch): Promise<{ account: AccountView; changes: Changes; before: RawAccount }> {
+    const parsed = accountPatch.safeParse(input);
+    if (!parsed.success) throw InputError.fromZod(parsed.error, 'invalid account');
+    const patch = parsed.data;
+    if (Object.keys(patch).length === 0) throw new InputError('invalid account: nothing to change', { '(input)': 'name at least one field to change' });
+
+    const before = await this.load(accountId);
+    const set: Record<string, unknown> = {};
+    const unset: Record<string, ''> = {};
+    const changes: Changes = {};
+    const change = (field: string, was: unknown, now: unknown) => {
+      if (JSON.stringify(was ?? null) !== JSON.stringify(now ?? null)) changes[field] = { before: was ?? null, after: now ?? null };
+    };
+
+    if (patch.name !== undefined && patch.name !== before.name) {
+      set.name = patch.name;
+      change('name', before.name, patch.name);
+    }
+    if (patch.market !== undefined && patch.market !== before.market) {
+      set.market = patch.market;
+      change('market', before.market, patch.market);
+    }
+    if (patch.roles !== undefined) {
+      const roles = [...new Set(patch.roles)];
+      if (JSON.stringify(roles) !== JSON.stringify(before.roles ?? [])) {
+        set.roles = roles;
+        change('roles', before.roles ?? [], roles);
+      }
+    }
+    if (patch.email !== undefined && (patch.email ?? null) !== (before.email ?? null)) {
+      // A new address is unverified until proven; the lower-cased copy backs the unique index.
+      set.email = patch.email;
+      set.emailVerified = false;
+      if (patch.email === null) unset.emailLower = '';
+      else set.emailLower = patch.email.toLowerCase();
+      change('email', before.email, patch.email);
+      change('emailVerified', before.emailVerified, false);
+    }
+    if (patch.phone !== undefined && (patch.phone ?? null) !== (before.phone ?? null)) {
+      set.phone = patch.phone;
+      set.phoneVerified = false;
+      change('phone', before.phone, patch.phone);
+      change('phoneVerified', before.phoneVerified, false);
+    }
+    if (Object.keys(changes).length === 0) return { account: accountView(before), changes, before };
+
+    set.updatedAt = new Date();
+    let after: RawAccount | null;
+    try {
+      after = (await this.collection.findOneAndUpdate(
+        { accountId, updatedAt: before.updatedAt },
+        { $set: set, ...(Object.keys(unset).length ? { $unset: unset } : {}) },
+        { returnDocument: 'after' },
+      )) as unknown as RawAccount | null;
+    } catch (err) {
+      const field = duplicateKeyField(err);
+      if (field === false) throw err;
+      throw new ConflictError('an account with this email already exists', 'email');
+    }
+    if (!after) throw new ConflictError('the account was changed by someone else at the same time; read it again and retry');
+    return { account: accountView(after), changes, before };
+  }
+
+  /** disable: active|locked → disabled; enable: disabled → active; unlock: locked → active (lockout cleared). */
+  async setStatus(accountId: string, action: StatusAction): Promise<{ account: AccountView; changes: Changes }> {
+    const { from, to } = TRANSITIONS[action];
+    const after = (await this.collection.findOneAndUpdate(
+      { accountId, status: { $in: [...from] } },
+      { $set: { status: to, updatedAt: new Date() }, ...(action === 'unlock' || action === 'enable' ? { $unset: { lockedUntil: '' } } : {}) },
+      { returnDocument: 'before' },
+    )) as unknown as RawAccount | null;
+    if (!after) {
+      const current = await this.load(accountId);
+      throw new ConflictError(`the account is ${current.status}: only ${from.join(' or ')} accounts can be ${action === 'unlock' ? 'unlocked' : `${action}d`}`);
+    }
+    const changes: Changes = { status: { before: after.status, after: to } };
+    if (after.lockedUntil && action !== 'disable') changes.lockedUntil = { before: after.lockedUntil, after: null };
+    return { account: accountView({ ...after, status: to, ...(action !== 'disable' ? { lockedUntil: null } : {}), updatedAt: new Date() }), changes };
+  }
+
+  /** Removes every second-factor credential; the person enrols again at their next sign-in. */
+  async resetSecondFactor(accountId: string): Promise<{ credentialsRemoved: number; hadSecondFactor: boolean }> {
+    const before = (await this.collection.findOneAndUpdate({ accountId }, { $unset: { mfa: '' }, $set: { updatedAt: new Date() } }, { returnDocument: 'before' })) as unknown as RawAccount | null;
+    if (!before) throw new NotFoundError(`no account with id "${accountId}"`);
+    const removed = await this.connection.collection(CREDENTIALS_COLLECTION).deleteMany({ accountId });
+    return { credentialsRemoved: removed.deletedCount, hadSecondFactor: before.mfa !== undefined && before.mfa !== null };
+  }
+
+  /** Ends every session and revokes every grant (with its tokens and codes) of the account. */
+  async revokeSessionsAndGrants(accountId: string): Promise<{ sessions: number; grants: number; tokens: number }> {
+    await this.load(accountId);
+    const counts = await removeArtifacts(this.connection, ACCOUNT_ARTIFACTS, 'accountId', accountId);
+    const { Session: sessions = 0, Grant: grants = 0, ...rest } = counts;
+    return { sessions, grants, tokens: Object.values(rest).reduce((sum, n) => sum + n, 0) };
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Reading the admin API's input: query strings and JSON bodies checked against zod schemas (a
+ * field-level 400 otherwise), and opaque pagination cursors. A cursor is base64url JSON naming the
+ * list it belongs to and the position of the last item; anything else is refused as a bad cursor.
+ */
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { InputError, NotFoundError } from '../errors.js';
+
+export const DEFAULT_PAGE = 50;
+export const MAX_PAGE = 200;
+
+export const limitParam = z
+  .string()
+  .regex(/^\d{1,4}$/, `must be a whole number from 1 to ${MAX_PAGE}`)
+  .transform(Number)
+  .refine((n) => n >= 1 && n <= MAX_PAGE, `must be a whole number from 1 to ${MAX_PAGE}`)
+  .optional();
+
+export const cursorParam = z.string().max(512, 'is not a cursor from this list').optional();
+
+export function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.infer<T> {
+  const parsed = schema.safeParse({ ...ctx.query });
+  if (!parsed.success) throw InputError.fromZod(parsed.error, 'invalid query');
+  return parsed.data;
+}
+
+export function parseBody<T extends z.ZodType>(ctx: Context, schema: T, what: string): z.infer<T> {
+  const body: unknown = ctx.request.body;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new InputError(`invalid ${what}: the body must be a JSON object`, { '(body)': 'must be a JSON object' });
+  }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw InputError.fromZod(parsed.error, `invalid ${what}`);
+  return parsed.data;
+}
+
+export function encodeCursor(list: string, position: unknown[]): string {
+  return Buffer.from(JSON.stringify([list, ...position])).toString('base64url');
+}
+
+/** Decodes a cursor of `list` whose position matches `shape`, or refuses it with a 400. */
+export function decodeCursor<T extends z.ZodType>(list: string, cursor: string, shape: T): z.infer<T> {
+  const bad = () => new InputError('invalid query: cursor: is not a cursor from this list', { cursor: 'is not a cursor from this list' });
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw bad();
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw bad();
+  }
+  if (!Array.isArray(decoded) || decoded[0] !== list) throw bad();
+  const parsed = shape.safeParse(decoded.slice(1));
+  if (!parsed.success) throw bad();
+  return parsed.data;
+}
+
+/** A path parameter that names a stored id. One that no record can have is a 404 without a lookup. */
+export function idParam(value: string | undefined, what: string): string {
+  if (!value || value.length > 128 || !/^[A-Za-z0-9._~-]+$/.test(value)) throw new NotFoundError(`no ${what} with this id`);
+  return value;
+}

@@ -1,0 +1,93 @@
+/** `/admin/api/accounts…`: search, show, create, update, and the helpdesk's account actions. */
+import type { Router } from '@koa/router';
+import { z } from 'zod';
+import { ACCOUNT_STATUS_FILTER, accountPatch, roleName, type StatusAction } from '../../accounts/account-admin.js';
+import type { AdminServices } from '../services.js';
+import { call, type Guard } from '../guard.js';
+import { cursorParam, decodeCursor, DEFAULT_PAGE, encodeCursor, idParam, limitParam, parseBody, parseQuery } from '../http-input.js';
+
+const listQuery = z
+  .object({
+    q: z.string().trim().min(1, 'must not be empty').max(254).optional(),
+    status: z.enum(ACCOUNT_STATUS_FILTER).optional(),
+    role: roleName.optional(),
+    limit: limitParam,
+    cursor: cursorParam,
+  })
+  .strict();
+
+/** The admin API's account fields; the password is optional (without it, an invitation is mailed). */
+const createBody = z
+  .object({
+    userId: z.string().max(64),
+    email: z.string().max(254).optional(),
+    name: z.string().max(200),
+    phone: z.string().max(32).optional(),
+    market: z.string().max(16).optional(),
+    roles: z.array(z.string().max(32)).max(32).optional(),
+    emailVerified: z.boolean().optional(),
+    password: z.string().max(1024).optional(),
+  })
+  .strict();
+
+export function accountRoutes(router: Router, admin: AdminServices, guard: Guard): void {
+  const { accountAdmin, accountOps, invitations } = admin;
+
+  router.get('/accounts', guard('accounts:read'), async (ctx) => {
+    const query = parseQuery(ctx, listQuery);
+    const after = query.cursor ? decodeCursor('accounts', query.cursor, z.tuple([z.string().max(300)]))[0] : undefined;
+    const limit = query.limit ?? DEFAULT_PAGE;
+    const page = await accountAdmin.page({
+      limit,
+      ...(query.q ? { q: query.q } : {}),
+      ...(query.status ? { status: query.status } : {}),
+      ...(query.role ? { role: query.role } : {}),
+      ...(after !== undefined ? { after } : {}),
+    });
+    ctx.body = { items: page.items, nextCursor: page.more && page.last !== undefined ? encodeCursor('accounts', [page.last]) : null };
+  });
+
+  router.post('/accounts', guard('accounts:write'), async (ctx) => {
+    const body = parseBody(ctx, createBody, 'account');
+    const created = await accountOps.create(body, call(ctx));
+    ctx.status = 201;
+    ctx.set('Location', `/admin/api/accounts/${created.account.accountId}`);
+    ctx.body = created;
+  });
+
+  router.get('/accounts/:accountId', guard('accounts:read'), async (ctx) => {
+    const accountId = idParam(ctx.params.accountId, 'account');
+    const account = await accountAdmin.get(accountId);
+    const pending = account.hasPassword ? null : await invitations.pending(accountId);
+    ctx.body = { ...account, pendingInvitation: pending ? { expiresAt: pending.expiresAt.toISOString() } : null };
+  });
+
+  router.patch('/accounts/:accountId', guard('accounts:write'), async (ctx) => {
+    const accountId = idParam(ctx.params.accountId, 'account');
+    const patch = parseBody(ctx, accountPatch, 'account');
+    const { account } = await accountOps.update(accountId, patch, call(ctx));
+    ctx.body = account;
+  });
+
+  for (const action of ['disable', 'enable', 'unlock'] as const satisfies readonly StatusAction[]) {
+    router.post(`/accounts/:accountId/${action}`, guard('accounts:support'), async (ctx) => {
+      ctx.body = await accountOps.setStatus(idParam(ctx.params.accountId, 'account'), action, call(ctx));
+    });
+  }
+
+  router.post('/accounts/:accountId/reset-second-factor', guard('accounts:support'), async (ctx) => {
+    ctx.body = await accountOps.resetSecondFactor(idParam(ctx.params.accountId, 'account'), call(ctx));
+  });
+
+  router.post('/accounts/:accountId/password-reset', guard('accounts:support'), async (ctx) => {
+    await accountOps.requestPasswordReset(idParam(ctx.params.accountId, 'account'), call(ctx));
+  });
+
+  router.post('/accounts/:accountId/revoke-sessions', guard('accounts:write'), async (ctx) => {
+    ctx.body = { revoked: await accountOps.revokeSessions(idParam(ctx.params.accountId, 'account'), call(ctx)) };
+  });
+
+  router.post('/accounts/:accountId/invitation', guard('accounts:write'), async (ctx) => {
+    ctx.body = { invitation: await accountOps.resendInvitation(idParam(ctx.params.accountId, 'account'), call(ctx)) };
+  });
+}

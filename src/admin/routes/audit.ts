@@ -1,0 +1,64 @@
+/** `GET /admin/api/audit`: the audit log, newest first, filtered, with cursor pagination. */
+import type { Router } from '@koa/router';
+import { z } from 'zod';
+import type { AuditLog, StoredAuditEvent } from '../../audit/audit.js';
+import type { Guard } from '../guard.js';
+import { cursorParam, decodeCursor, DEFAULT_PAGE, encodeCursor, limitParam, parseQuery } from '../http-input.js';
+
+const id = z.string().min(1).max(200);
+const instant = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time, e.g. 2025-01-31T12:00:00Z' }).transform((s) => new Date(s));
+
+const auditQuery = z
+  .object({
+    actor: id.optional(),
+    target: id.optional(),
+    type: z.string().regex(/^[a-z0-9_.]+\*?$/, 'must be an event type, or a prefix ending in *').max(100).optional(),
+    outcome: z.enum(['success', 'failure']).optional(),
+    requestId: id.optional(),
+    since: instant.optional(),
+    until: instant.optional(),
+    limit: limitParam,
+    cursor: cursorParam,
+  })
+  .strict();
+
+export function auditEntryJson(e: StoredAuditEvent): Record<string, unknown> {
+  return {
+    id: e._id.toHexString(),
+    at: e.at.toISOString(),
+    type: e.type,
+    outcome: e.outcome,
+    actor: e.actor ?? null,
+    target: e.target ?? null,
+    clientId: e.clientId ?? null,
+    ip: e.ip ?? null,
+    userAgent: e.userAgent ?? null,
+    requestId: e.requestId ?? null,
+    details: e.details ?? null,
+    changes: e.changes ?? null,
+  };
+}
+
+export function auditRoutes(router: Router, audit: AuditLog, guard: Guard): void {
+  router.get('/audit', guard('audit:read'), async (ctx) => {
+    const q = parseQuery(ctx, auditQuery);
+    const after = q.cursor ? decodeCursor('audit', q.cursor, z.tuple([z.iso.datetime(), z.string().regex(/^[0-9a-f]{24}$/)])) : undefined;
+    const limit = q.limit ?? DEFAULT_PAGE;
+    const page = await audit.query({
+      limit,
+      ...(q.actor ? { actor: q.actor } : {}),
+      ...(q.target ? { target: q.target } : {}),
+      ...(q.type ? { type: q.type } : {}),
+      ...(q.outcome ? { outcome: q.outcome } : {}),
+      ...(q.requestId ? { requestId: q.requestId } : {}),
+      ...(q.since ? { since: q.since } : {}),
+      ...(q.until ? { until: q.until } : {}),
+      ...(after ? { after: { at: new Date(after[0]), id: after[1] } } : {}),
+    });
+    const last = page.items[page.items.length - 1];
+    ctx.body = {
+      items: page.items.map(auditEntryJson),
+      nextCursor: page.more && last ? encodeCursor('audit', [last.at.toISOString(), last._id.toHexString()]) : null,
+    };
+  });
+}

@@ -1,0 +1,54 @@
+/**
+ * The administration services shared by the admin API and the CLI.
+ */
+import type { Connection } from 'mongoose';
+import type Provider from 'oidc-provider';
+import { AccountAdmin } from '../accounts/account-admin.js';
+import type { AccountService } from '../accounts/accounts.js';
+import { Invitations } from '../accounts/invitations.js';
+import type { AuditLog } from '../audit/audit.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { Mailer } from '../notify/mailer.js';
+import type { ClientRegistry } from '../oidc/clients.js';
+import { ensureRegistrationTokenIndexes, RegistrationTokenStore } from '../oidc/registration.js';
+import { AccountOperations } from './account-operations.js';
+import { ClientOperations } from './client-operations.js';
+
+export interface AdminServices {
+  accountAdmin: AccountAdmin;
+  invitations: Invitations;
+  registrationTokens: RegistrationTokenStore;
+  accountOps: AccountOperations;
+  clientOps: ClientOperations;
+}
+
+export interface AdminDeps {
+  config: Config;
+  log: Logger;
+  connection: Connection;
+  provider: Provider;
+  accounts: AccountService;
+  clients: ClientRegistry;
+  audit: AuditLog;
+  mailer: Mailer;
+}
+
+export async function createAdminServices(deps: AdminDeps): Promise<AdminServices> {
+  const accountAdmin = new AccountAdmin(deps.connection, deps.accounts);
+  const invitations = new Invitations(deps.connection);
+  const registrationTokens = new RegistrationTokenStore(deps.provider, deps.connection);
+  await Promise.all([invitations.ensureIndexes(), ensureRegistrationTokenIndexes(deps.connection)]);
+  const accountOps = new AccountOperations({
+    accounts: deps.accounts,
+    accountAdmin,
+    invitations,
+    audit: deps.audit,
+    mailer: deps.mailer,
+    log: deps.log,
+    issuer: deps.config.issuer,
+    invitationLifetimeSeconds: deps.config.invitations.lifetimeHours * 3600,
+  });
+  const clientOps = new ClientOperations(deps.clients, registrationTokens, deps.audit);
+  return { accountAdmin, invitations, registrationTokens, accountOps, clientOps };
+}

@@ -1,0 +1,31 @@
+/**
+ * The `credentials` collection: each factor's own secrets for an account (TOTP seeds, recovery-code
+ * hashes, the security-code hash), never anything in clear. Documents have string ids; factors that
+ * allow one credential per account use a deterministic id (`<type>:<accountId>`), so "one per account"
+ * is enforced by the _id index and replacing it is a single atomic upsert.
+ */
+import type { Connection } from 'mongoose';
+
+export const CREDENTIALS_COLLECTION = 'credentials';
+
+export interface CredentialDocument {
+  _id: string;
+  accountId: string;
+  type: string;
+  createdAt: Date;
+  updatedAt: Date;
+  /** Set only on credentials that must vanish on their own (an unconfirmed enrolment). */
+  expiresAt?: Date;
+}
+
+export function credentialsCollection<T extends CredentialDocument>(connection: Connection) {
+  return connection.collection<T>(CREDENTIALS_COLLECTION);
+}
+
+export async function ensureCredentialIndexes(connection: Connection): Promise<void> {
+  await credentialsCollection(connection).createIndexes([
+    { key: { accountId: 1, type: 1 }, name: 'account_type' },
+    // Documents without expiresAt are never touched by the TTL monitor.
+    { key: { expiresAt: 1 }, name: 'expiresAt_ttl', expireAfterSeconds: 0 },
+  ]);
+}

@@ -1,0 +1,75 @@
+/**
+ * The second factors, assembled once per process. Wire it into the services:
+ *
+ *   const policies = PolicyStore.open(policiesFile(), { log });
+ *   const sms = createSmsGateway(config.sms, config.env, log);
+ *   const factors = await createFactors({ connection, secretBox, mailer, sms, hasher, policies, log });
+ *
+ * It loads (or creates) the code MAC key and makes sure the `otp_challenges` and `credentials` indexes
+ * exist. Build each account's subject with subjectFromAccount(account): its market picks the OTP limits.
+ */
+import type { Connection } from 'mongoose';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { Logger } from '../logger.js';
+import type { Mailer } from '../notify/mailer.js';
+import type { SmsGateway } from '../notify/sms.js';
+import type { PolicySource } from '../policy/policy-store.js';
+import { CodeMac } from './code-mac.js';
+import { ensureCredentialIndexes } from './credentials.js';
+import { EmailOtpFactor } from './email-otp/email-otp.js';
+import { OtpStore } from './otp/otp-store.js';
+import type { PasswordHasher } from './password/password.js';
+import { RecoveryCodesFactor } from './recovery-codes/recovery-codes.js';
+import { SecurityCodeFactor } from './security-code/security-code.js';
+import { SmsOtpFactor } from './sms-otp/sms-otp.js';
+import { TotpFactor } from './totp/totp.js';
+import { systemClock, type Clock } from './types.js';
+
+export { subjectFromAccount, marketOf, type AccountSubject } from './subject.js';
+export type { OtpChallengeResult } from './otp/send-code.js';
+export type { OtpBinding, OtpChannel, OtpPurpose, OtpSettings, IssueResult, OtpVerifyResult, PendingCode } from './otp/otp-store.js';
+export type { PhoneEnrolResult, PhoneConfirmResult } from './sms-otp/sms-otp.js';
+export type { TotpEnrolment, TotpConfirmOutcome } from './totp/totp.js';
+export type { RecoveryCodeSet } from './recovery-codes/recovery-codes.js';
+export type { SecurityCodeEnrolResult, SecurityCodeProblem } from './security-code/security-code.js';
+export { checkSecurityCode } from './security-code/security-code.js';
+export { maskEmail, maskPhone } from './otp/mask.js';
+export { normalisePhone } from './sms-otp/sms-otp.js';
+export { EmailOtpFactor, OtpStore, RecoveryCodesFactor, SecurityCodeFactor, SmsOtpFactor, TotpFactor };
+
+export interface FactorDependencies {
+  connection: Connection;
+  secretBox: SecretBox;
+  mailer: Pick<Mailer, 'send'>;
+  sms: SmsGateway;
+  hasher: PasswordHasher;
+  policies: PolicySource;
+  clock?: Clock;
+  log: Logger;
+}
+
+export interface Factors {
+  /** The shared one-time-code store (email and SMS; also for the later recovery flows). */
+  otp: OtpStore;
+  emailOtp: EmailOtpFactor;
+  smsOtp: SmsOtpFactor;
+  totp: TotpFactor;
+  recoveryCodes: RecoveryCodesFactor;
+  securityCode: SecurityCodeFactor;
+}
+
+export async function createFactors(deps: FactorDependencies): Promise<Factors> {
+  const clock = deps.clock ?? systemClock;
+  const { connection, log } = deps;
+  const mac = await CodeMac.load(connection, deps.secretBox);
+  const otp = new OtpStore(connection, mac, clock);
+  await Promise.all([otp.ensureIndexes(), ensureCredentialIndexes(connection)]);
+  return {
+    otp,
+    emailOtp: new EmailOtpFactor({ store: otp, mailer: deps.mailer, policies: deps.policies, log }),
+    smsOtp: new SmsOtpFactor({ connection, store: otp, sms: deps.sms, policies: deps.policies, log }),
+    totp: new TotpFactor({ connection, secretBox: deps.secretBox, clock, log }),
+    recoveryCodes: new RecoveryCodesFactor({ connection, mac, clock, log }),
+    securityCode: new SecurityCodeFactor({ connection, hasher: deps.hasher, clock, log }),
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * SecondFactors (what the sign-in flow asks) over the factor modules (src/factors) and the per-market
+ * policy (src/policy). Which methods an account may use = what it has set up ∩ what its market allows.
+ */
+import type { AccountDocument } from '../accounts/account.model.js';
+import { subjectFromAccount, type Factors, type OtpChallengeResult } from '../factors/index.js';
+import type { ChallengeContext, VerifyOutcome } from '../factors/types.js';
+import type { PolicySource } from '../policy/policy-store.js';
+import type { SecondFactors, SendResult } from './second-factors.js';
+import type { SecondFactorMethod } from './state.js';
+
+function toSendResult(result: OtpChallengeResult): SendResult {
+  if (result.ok) return { ok: true, destination: result.destination, retryAfterSeconds: result.retryAfterSeconds };
+  if (result.reason === 'cooldown' || result.reason === 'hourly_cap') return { ok: false, reason: result.reason, retryAfterSeconds: result.retryAfterSeconds };
+  return { ok: false, reason: 'unavailable' };
+}
+
+export function createSecondFactors(factors: Factors, policies: PolicySource): SecondFactors {
+  const subjectOf = (account: AccountDocument) => subjectFromAccount(account);
+  const policyFor = (market: string) => policies.policyFor(market);
+
+  return {
+    subjectOf,
+    policyFor,
+
+    async availableMethods(account) {
+      const allowed = new Set<string>(policyFor(account.market).factors);
+      const subject = subjectOf(account);
+      const candidates: Array<[SecondFactorMethod, () => Promise<boolean>]> = [
+        ['email-otp', () => factors.emailOtp.isEnrolled(subject)],
+        ['sms-otp', () => factors.smsOtp.isEnrolled(subject)],
+        ['totp', () => factors.totp.isEnrolled(subject)],
+        ['recovery-codes', () => factors.recoveryCodes.isEnrolled(subject)],
+      ];
+      const usable: SecondFactorMethod[] = [];
+      for (const [method, enrolled] of candidates) {
+        if (allowed.has(method) && (await enrolled())) usable.push(method);
+      }
+      // The user's chosen default first; recovery codes are a fallback, never the default.
+      const preferred = account.mfa?.defaultMethod;
+      usable.sort((a, b) => Number(b === preferred) - Number(a === preferred) || Number(a === 'recovery-codes') - Number(b === 'recovery-codes'));
+      return usable;
+    },
+
+    async send(method, account, context) {
+      const subject = subjectOf(account);
+      const result = method === 'email-otp' ? await factors.emailOtp.challenge(subject, context) : await factors.smsOtp.challenge(subject, context);
+      return toSendResult(result);
+    },
+
+    async verify(method, account, code, context): Promise<VerifyOutcome> {
+      const subject = subjectOf(account);
+      switch (method) {
+        case 'email-otp':
+          return factors.emailOtp.verify(subject, code, context);
+        case 'sms-otp':
+          return factors.smsOtp.verify(subject, code, context);
+        case 'totp':
+          return factors.totp.verify(subject, code);
+        case 'recovery-codes':
+          return factors.recoveryCodes.verify(subject, code);
+      }
+    },
+
+    async setSecurityCode(account, code) {
+      const result = await factors.securityCode.enrol(subjectOf(account), { code });
+      return result.ok ? { ok: true } : { ok: false, message: result.message };
+    },
+
+    async startPhoneVerification(account, phone, context: ChallengeContext) {
+      const result = await factors.smsOtp.enrol(subjectOf(account), { phone }, context);
+      if (!result.ok && result.reason === 'invalid_phone') return { ok: false, reason: 'unavailable' };
+      return toSendResult(result as OtpChallengeResult);
+    },
+
+    async confirmPhone(account, _phone, code, context) {
+      const result = await factors.smsOtp.confirmPhone(subjectOf(account), code, context);
+      return result.ok ? { ok: true, amr: ['sms'] } : result;
+    },
+
+    async startTotp(account) {
+      // Reloading the page or mistyping the code must not replace the key the user just scanned.
+      const subject = subjectOf(account);
+      const { secret, qrCodeDataUrl } = (await factors.totp.pendingEnrolment(subject)) ?? (await factors.totp.enrol(subject));
+      return { secret, qrCodeDataUrl };
+    },
+
+    async confirmTotp(account, code) {
+      const result = await factors.totp.confirmEnrolment(subjectOf(account), code);
+      return result.ok ? { ok: true, amr: ['otp'] } : result;
+    },
+
+    async regenerateRecoveryCodes(account) {
+      return (await factors.recoveryCodes.enrol(subjectOf(account))).codes;
+    },
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * The second-factor step: challenge with the default method, let the user switch to another enrolled
+ * one or ask for a new code, and verify. Wrong codes count against the code's own cap (in the OTP
+ * store) and are audited; the page never says more than a masked destination.
+ */
+import { maskEmail, maskPhone } from '../../factors/index.js';
+import type { VerifyFailure } from '../../factors/types.js';
+import type { Current, Outcome, SecondFactorStepApi, SignInFlow } from '../flow.js';
+import { METHOD_LABELS, type SendResult } from '../second-factors.js';
+import type { SecondFactorMethod } from '../state.js';
+
+/** Wrong answers allowed in one sign-in before it is stopped and must start over with the password. */
+export const MAX_FAILURES_PER_SIGN_IN = 10;
+
+const FAILURE_MESSAGES: Record<VerifyFailure, string> = {
+  invalid: 'That code is not right. Check it and try again.',
+  expired: 'That code has expired. Ask for a new one.',
+  used: 'That code was already used. Ask for a new one.',
+  too_many_attempts: 'Too many wrong codes. Ask for a new code.',
+  no_challenge: 'There is no code waiting for this sign-in. Ask for a new one.',
+  not_enrolled: 'That method is not set up for your account. Choose another way to verify.',
+};
+
+const PROMPTS: Record<SecondFactorMethod, (destination: string) => string> = {
+  'email-otp': (d) => `Enter the code we emailed to ${d}.`,
+  'sms-otp': (d) => `Enter the code we texted to ${d}.`,
+  totp: () => 'Enter the 6-digit code from your authenticator app.',
+  'recovery-codes': () => 'Enter one of the recovery codes you saved when you set up two-step verification.',
+};
+
+function sendMessage(result: SendResult): string | null {
+  if (result.ok) return null;
+  if (result.reason === 'cooldown') return `A code was sent moments ago. You can ask for another in ${result.retryAfterSeconds ?? 30} seconds.`;
+  if (result.reason === 'hourly_cap') return 'Too many codes were sent in the last hour. Use another way to verify, or try again later.';
+  return 'We could not send a code just now. Use another way to verify, or try again shortly.';
+}
+
+export class SecondFactorStep implements SecondFactorStepApi {
+  constructor(private readonly flow: SignInFlow) {}
+
+  /** Enters the step with the account's default method (sending a code when that method needs one). */
+  async begin(current: Current): Promise<Outcome> {
+    const methods = await this.flow.deps.factors.availableMethods(current.account);
+    const method = methods[0];
+    if (!method) {
+      // Enrolled, but nothing usable is left (e.g. the policy no longer allows its factors): say so.
+      return this.flow.view(current.details, 'error', { title: 'Cannot verify', heading: 'We cannot verify you right now', message: 'None of your verification methods is available. Contact your administrator.', detail: null, code: 'no_second_factor' }, 403);
+    }
+    return this.use(current, method);
+  }
+
+  private async use(current: Current, method: SecondFactorMethod, notice?: string): Promise<Outcome> {
+    const { deps } = this.flow;
+    let error: string | null = null;
+    if (method === 'email-otp' || method === 'sms-otp') {
+      const sent = await deps.factors.send(method, current.account, this.flow.challengeContext(current.ctx, current.details));
+      if (!sent.ok) error = sendMessage(sent);
+      await this.flow.audit({ ...current, accountId: current.account.accountId }, 'signin.code_sent', sent.ok ? 'success' : 'failure', { method, ...(sent.ok ? {} : { reason: sent.reason }) });
+    }
+    const state = await deps.states.update(current.details.uid, { step: 'second-factor', method });
+    return this.page({ ...current, state: state ?? current.state }, { error, notice: error ? null : (notice ?? null) });
+  }
+
+  async page(current: Current, extra: Record<string, unknown> = {}, status = 200): Promise<Outcome> {
+    const methods = await this.flow.deps.factors.availableMethods(current.account);
+    const method = current.state.method && methods.includes(current.state.method) ? current.state.method : methods[0]!;
+    const { email, phone } = current.account;
+    const destination = method === 'sms-otp' ? maskPhone(phone ?? '') : maskEmail(email ?? '');
+    return this.flow.view(
+      current.details,
+      'second-factor',
+      {
+        title: 'Verify it’s you',
+        method,
+        prompt: PROMPTS[method](destination),
+        codeLabel: method === 'recovery-codes' ? 'Recovery code' : 'Code',
+        canResend: method === 'email-otp' || method === 'sms-otp',
+        alternatives: methods.filter((m) => m !== method).map((m) => ({ method: m, label: METHOD_LABELS[m].switchTo })),
+        ...extra,
+      },
+      status,
+    );
+  }
+
+  async verify(current: Current, code: string): Promise<Outcome> {
+    const { deps } = this.flow;
+    const method = current.state.method;
+    if (current.state.step !== 'second-factor' || !method) return this.flow.stepView(current);
+    const outcome = await deps.factors.verify(method, current.account, code, this.flow.challengeContext(current.ctx, current.details));
+    if (!outcome.ok) {
+      await this.flow.audit({ ...current, accountId: current.account.accountId }, 'signin.second_factor', 'failure', { method, reason: outcome.reason });
+      // Each code has its own cap; this one bounds guessing across methods (TOTP, recovery codes) too.
+      if ((await deps.states.recordFailure(current.details.uid)) >= MAX_FAILURES_PER_SIGN_IN) {
+        await deps.states.finish(current.details.uid);
+        return this.flow.view(current.details, 'error', { title: 'Too many attempts', heading: 'Too many wrong codes', message: 'For your security this sign-in has been stopped. Go back to the application and sign in again.', detail: null, code: 'too_many_attempts' }, 429);
+      }
+      const left = outcome.reason === 'invalid' && outcome.attemptsLeft !== undefined ? ` ${outcome.attemptsLeft} ${outcome.attemptsLeft === 1 ? 'try' : 'tries'} left.` : '';
+      return this.page(current, { error: FAILURE_MESSAGES[outcome.reason] + left }, 401);
+    }
+    await this.flow.audit({ ...current, accountId: current.account.accountId }, 'signin.second_factor', 'success', { method });
+    const state = await deps.states.update(current.details.uid, {}, outcome.amr);
+    return this.flow.finishLogin({ ...current, state: state ?? current.state });
+  }
+
+  async switchMethod(current: Current, method: string): Promise<Outcome> {
+    const methods = await this.flow.deps.factors.availableMethods(current.account);
+    const chosen = methods.find((m) => m === method);
+    if (current.state.step !== 'second-factor' || !chosen) return this.page(current, { error: 'Choose one of the ways offered below.' }, 400);
+    return this.use(current, chosen);
+  }
+
+  async resend(current: Current): Promise<Outcome> {
+    const method = current.state.method;
+    if (current.state.step !== 'second-factor' || (method !== 'email-otp' && method !== 'sms-otp')) return this.flow.stepView(current);
+    return this.use(current, method, 'We sent a new code.');
+  }
+}

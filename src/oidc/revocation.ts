@@ -1,0 +1,38 @@
+/**
+ * Removes oidc-provider artifacts (sessions, grants, tokens, codes) that belong to an account or a
+ * client, for "delete client" and "revoke all sessions and grants". The adapter keeps each payload
+ * as JSON text and indexes only grantId/uid/userCode, so the candidates are found by the exact JSON
+ * member (`"clientId":"…"`) and then confirmed on the parsed payload before anything is deleted.
+ */
+import type { Connection } from 'mongoose';
+import { collectionFor } from './adapter.js';
+
+export const CLIENT_ARTIFACTS = [
+  'AccessToken', 'RefreshToken', 'AuthorizationCode', 'ClientCredentials', 'Grant', 'DeviceCode',
+  'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest', 'RegistrationAccessToken',
+] as const;
+
+export const ACCOUNT_ARTIFACTS = ['Session', 'Grant', 'AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest'] as const;
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Deletes every artifact of the given kinds whose payload has `field === value`; counts per kind. */
+export async function removeArtifacts(
+  connection: Connection,
+  models: readonly string[],
+  field: 'clientId' | 'accountId',
+  value: string,
+): Promise<Record<string, number>> {
+  // Inside a JSON string a quote is always escaped, so this member can only match a real key/value pair.
+  const member = new RegExp(escapeRegex(`"${field}":${JSON.stringify(value)}`));
+  const counts: Record<string, number> = {};
+  for (const model of models) {
+    const collection = connection.collection<{ _id: string; data: string }>(collectionFor(model));
+    const candidates = await collection.find({ data: { $regex: member } }, { projection: { _id: 1, data: 1 } }).toArray();
+    const ids = candidates.filter((doc) => (JSON.parse(doc.data) as Record<string, unknown>)[field] === value).map((doc) => doc._id);
+    counts[model] = ids.length ? (await collection.deleteMany({ _id: { $in: ids } })).deletedCount : 0;
+  }
+  return counts;
+}

@@ -1,0 +1,275 @@
+/**
+ * Account administration through the API: create (with a password, or with an emailed invitation
+ * through a real SMTP server), search and paginate, update, status changes, second-factor reset,
+ * revoking sessions, validation errors, and the audit entry each change leaves.
+ */
+import * as oidc from 'openid-client';
+import { TestSmtpServer } from '../support/smtp.js';
+import { api, auditEntries, createAdminConsole, createPerson, PASSWORD, signInForToken, startAdminGatehouse, type AdminConsole, type AdminGatehouse, type Person } from './support.js';
+
+let smtp: TestSmtpServer;
+let gh: AdminGatehouse;
+let console_: AdminConsole;
+let admin: Person;
+let helpdesk: Person;
+
+beforeAll(async () => {
+  smtp = await new TestSmtpServer().start();
+  gh = await startAdminGatehouse('admin_accounts', { env: { SMTP_URL: smtp.url } });
+  console_ = await createAdminConsole(gh);
+  [admin, helpdesk] = await Promise.all([createPerson(gh, console_.rp, 'root', ['admin']), createPerson(gh, console_.rp, 'desk', ['helpdesk'])]);
+});
+
+afterAll(async () => {
+  await gh?.close();
+  await smtp?.stop();
+});
+
+const as = (person: Person) => ({ token: person.token });
+
+describe('create', () => {
+  test('with a password: 201, the account as the API shows it, and an audit entry without the password', async () => {
+    const res = await api(gh, 'POST', '/accounts', {
+      ...as(admin),
+      body: { userId: 'jdoe', email: 'Jane.Doe@Example.com', name: 'Jane Doe', phone: '+14155550123', market: 'US', roles: ['auditor'], password: 'a long enough password' },
+    });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('location')).toBe(`/admin/api/accounts/${res.body.account.accountId}`);
+    expect(res.body.account).toMatchObject({ userId: 'jdoe', email: 'Jane.Doe@Example.com', emailVerified: false, roles: ['auditor'], status: 'active', hasPassword: true, market: 'US' });
+    expect(res.body.invitation).toBeUndefined();
+    const [entry] = await auditEntries(gh, { type: 'admin.account.created', 'target.id': res.body.account.accountId });
+    expect(entry).toMatchObject({
+      outcome: 'success',
+      actor: { kind: 'account', id: admin.accountId },
+      clientId: console_.clientId,
+      requestId: res.headers.get('x-request-id'),
+      changes: { userId: { before: null, after: 'jdoe' }, roles: { before: null, after: ['auditor'] } },
+      details: { withPassword: true },
+    });
+    expect(JSON.stringify(entry)).not.toContain('a long enough password');
+  });
+
+  test('without a password: an invitation with a single-use, expiring link is mailed; only its hash is stored', async () => {
+    const res = await api(gh, 'POST', '/accounts', { ...as(admin), body: { userId: 'newbie', email: 'newbie@example.com', name: 'New Bie' } });
+    expect(res.status).toBe(201);
+    expect(res.body.account.hasPassword).toBe(false);
+    expect(res.body.invitation).toEqual({ sent: true, expiresAt: expect.any(String) });
+    const hours = (Date.parse(res.body.invitation.expiresAt) - Date.now()) / 3_600_000;
+    expect(hours).toBeGreaterThan(71.9);
+    expect(hours).toBeLessThanOrEqual(72);
+
+    const mail = await smtp.waitFor('newbie@example.com');
+    expect(mail.subject).toBe('You have been invited to Gatehouse');
+    const link = new RegExp(`${gh.url}/activate/([A-Za-z0-9_-]{43})`).exec(mail.text);
+    expect(link).not.toBeNull();
+    expect(mail.html).toContain(link![0]);
+    const token = link![1]!;
+
+    const stored = await gh.services.connection.collection('account_invitations').find({ accountId: res.body.account.accountId }).toArray();
+    expect(stored).toHaveLength(1);
+    expect(JSON.stringify(stored)).not.toContain(token);
+    const indexes = await gh.services.connection.collection('account_invitations').indexes();
+    expect(indexes.find((i) => i.name === 'expiresAt_ttl')).toMatchObject({ expireAfterSeconds: 0 });
+
+    const shown = await api(gh, 'GET', `/accounts/${res.body.account.accountId}`, as(admin));
+    expect(shown.body.pendingInvitation).toEqual({ expiresAt: res.body.invitation.expiresAt });
+    const [entry] = await auditEntries(gh, { type: 'admin.account.created', 'target.id': res.body.account.accountId });
+    expect(JSON.stringify(entry)).not.toContain(token);
+
+    // What the activation page (account recovery) will call: it works once.
+    const { invitations } = gh.services.admin;
+    expect(await invitations.redeem(`${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`)).toBeNull();
+    expect(await invitations.redeem(token)).toBe(res.body.account.accountId);
+    expect(await invitations.redeem(token)).toBeNull();
+  });
+
+  test('a new invitation replaces the earlier one; an expired one does not work', async () => {
+    const created = await api(gh, 'POST', '/accounts', { ...as(admin), body: { userId: 'twice', email: 'twice@example.com', name: 'Twice' } });
+    const first = /activate\/([\w-]{43})/.exec((await smtp.waitFor('twice@example.com')).text)![1]!;
+    const again = await api(gh, 'POST', `/accounts/${created.body.account.accountId}/invitation`, as(admin));
+    expect(again.status).toBe(200);
+    expect(again.body.invitation.sent).toBe(true);
+    const second = /activate\/([\w-]{43})/.exec((await smtp.waitFor('twice@example.com', (m) => !m.text.includes(first))).text)![1]!;
+    const { invitations } = gh.services.admin;
+    expect(await invitations.redeem(first)).toBeNull();
+    await gh.services.connection.collection('account_invitations').updateMany({ accountId: created.body.account.accountId }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+    expect(await invitations.redeem(second)).toBeNull();
+    const withPassword = await api(gh, 'POST', `/accounts/${admin.accountId}/invitation`, as(admin));
+    expect(withPassword.status).toBe(409);
+  });
+
+  test('invalid input: 400 with a message per field, nothing created', async () => {
+    const before = await gh.services.accounts.model.countDocuments();
+    const cases: Array<[unknown, string]> = [
+      [{ userId: 'x', name: 'X', password: PASSWORD }, 'userId'],
+      [{ userId: 'bad@id', name: 'X', password: PASSWORD }, 'userId'],
+      [{ userId: 'okay', name: '', password: PASSWORD }, 'name'],
+      [{ userId: 'okay', name: 'X', email: 'not-an-email', password: PASSWORD }, 'email'],
+      [{ userId: 'okay', name: 'X', phone: '0123', password: PASSWORD }, 'phone'],
+      [{ userId: 'okay', name: 'X', roles: ['Admin!'], password: PASSWORD }, 'roles.0'],
+      [{ userId: 'okay', name: 'X', password: 'short' }, 'password'],
+      [{ userId: 'okay', name: 'X' }, 'email'],
+      [{ userId: 'okay', name: 'X', password: PASSWORD, isAdmin: true }, '(input)'],
+      [{ userId: 42, name: 'X' }, 'userId'],
+    ];
+    for (const [body, field] of cases) {
+      const res = await api(gh, 'POST', '/accounts', { ...as(admin), body });
+      expect({ body, status: res.status, error: res.body.error }).toEqual({ body, status: 400, error: 'invalid_request' });
+      expect(Object.keys(res.body.fields)).toContain(field);
+    }
+    const duplicate = await api(gh, 'POST', '/accounts', { ...as(admin), body: { userId: 'JDOE', name: 'Dup', password: PASSWORD } });
+    expect(duplicate.status).toBe(409);
+    expect(await gh.services.accounts.model.countDocuments()).toBe(before);
+  });
+});
+
+describe('search and pagination', () => {
+  beforeAll(async () => {
+    for (let i = 0; i < 7; i++) {
+      await gh.services.accounts.create({ userId: `page-${i}`, name: `Page ${i}`, email: `page${i}@paging.example`, roles: i % 2 ? ['reviewer'] : [] });
+    }
+  });
+
+  test('pages follow the User ID order with an opaque cursor, without gaps or repeats', async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res: { body: { items: Array<{ userId: string }>; nextCursor: string | null } } = await api(gh, 'GET', `/accounts?q=paging.example&limit=3${cursor ? `&cursor=${cursor}` : ''}`, as(helpdesk));
+      seen.push(...res.body.items.map((a) => a.userId));
+      cursor = res.body.nextCursor;
+      pages += 1;
+    } while (cursor && pages < 10);
+    expect(pages).toBe(3);
+    expect(seen).toEqual(['page-0', 'page-1', 'page-2', 'page-3', 'page-4', 'page-5', 'page-6']);
+  });
+
+  test('search by part of the User ID or email in any case, and filter by role and status', async () => {
+    const byEmail = await api(gh, 'GET', '/accounts?q=PAGE3@', as(helpdesk));
+    expect(byEmail.body.items.map((a: { userId: string }) => a.userId)).toEqual(['page-3']);
+    const byRole = await api(gh, 'GET', '/accounts?role=reviewer', as(helpdesk));
+    expect(byRole.body.items.map((a: { userId: string }) => a.userId)).toEqual(['page-1', 'page-3', 'page-5']);
+    const regexLike = await api(gh, 'GET', `/accounts?q=${encodeURIComponent('.*')}`, as(helpdesk));
+    expect(regexLike.body.items).toEqual([]);
+  });
+
+  test('bad paging input is a 400 naming the parameter', async () => {
+    for (const [query, field] of [
+      ['limit=0', 'limit'], ['limit=500', 'limit'], ['limit=ten', 'limit'], ['cursor=not-a-cursor!', 'cursor'],
+      [`cursor=${Buffer.from('["clients","x"]').toString('base64url')}`, 'cursor'], ['status=gone', 'status'], ['sort=name', '(input)'], ['q=a&q=b', 'q'],
+    ] as const) {
+      const res = await api(gh, 'GET', `/accounts?${query}`, as(helpdesk));
+      expect({ query, status: res.status }).toEqual({ query, status: 400 });
+      expect(Object.keys(res.body.fields)).toContain(field);
+    }
+  });
+});
+
+describe('update', () => {
+  test('changes only the given fields, unverifies a new email, and records before/after', async () => {
+    const account = await gh.services.accounts.create({ userId: 'mover', name: 'Mover', email: 'mover@example.com', emailVerified: true, password: PASSWORD });
+    const res = await api(gh, 'PATCH', `/accounts/${account.accountId}`, { ...as(admin), body: { email: 'moved@example.com', market: 'DE', roles: ['helpdesk', 'helpdesk'] } });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ email: 'moved@example.com', emailVerified: false, market: 'DE', roles: ['helpdesk'], name: 'Mover' });
+    expect(await gh.services.accounts.findByLogin('MOVED@example.com')).not.toBeNull();
+    const [entry] = await auditEntries(gh, { type: 'admin.account.updated', 'target.id': account.accountId });
+    expect(entry!.changes).toEqual({
+      email: { before: 'mover@example.com', after: 'moved@example.com' },
+      emailVerified: { before: true, after: false },
+      market: { before: 'default', after: 'DE' },
+      roles: { before: [], after: ['helpdesk'] },
+    });
+
+    const removeEmail = await api(gh, 'PATCH', `/accounts/${account.accountId}`, { ...as(admin), body: { email: null } });
+    expect(removeEmail.body.email).toBeNull();
+    expect(await gh.services.accounts.findByLogin('moved@example.com')).toBeNull();
+  });
+
+  test('a taken email is a 409; an empty or unknown change is a 400; an unknown account a 404', async () => {
+    const account = await gh.services.accounts.create({ userId: 'clash', name: 'Clash', password: PASSWORD });
+    expect((await api(gh, 'PATCH', `/accounts/${account.accountId}`, { ...as(admin), body: { email: 'ROOT@example.com' } })).status).toBe(409);
+    expect((await api(gh, 'PATCH', `/accounts/${account.accountId}`, { ...as(admin), body: {} })).status).toBe(400);
+    const unknownField = await api(gh, 'PATCH', `/accounts/${account.accountId}`, { ...as(admin), body: { status: 'active' } });
+    expect(unknownField.status).toBe(400);
+    expect(unknownField.body.fields).toHaveProperty('(input)');
+    expect((await api(gh, 'PATCH', '/accounts/no-such-account', { ...as(admin), body: { name: 'X' } })).status).toBe(404);
+    expect((await api(gh, 'GET', '/accounts/%E2%9C%93', as(admin))).status).toBe(404);
+  });
+});
+
+describe('status, second factor and sessions', () => {
+  test('disable ends sessions and revokes tokens; enable and unlock follow the allowed transitions', async () => {
+    const person = await createPerson(gh, console_.rp, 'worker', []);
+    const tokenBefore = await oidc.tokenIntrospection(console_.rp, person.token);
+    expect(tokenBefore.active).toBe(true);
+
+    const disabled = await api(gh, 'POST', `/accounts/${person.accountId}/disable`, as(helpdesk));
+    expect(disabled.status).toBe(200);
+    expect(disabled.body.account.status).toBe('disabled');
+    expect(disabled.body.revoked).toMatchObject({ sessions: 1, grants: 1 });
+    expect(disabled.body.revoked.tokens).toBeGreaterThanOrEqual(1);
+    expect((await oidc.tokenIntrospection(console_.rp, person.token)).active).toBe(false);
+    await expect(signInForToken(console_.rp, 'worker')).rejects.toThrow();
+
+    expect((await api(gh, 'POST', `/accounts/${person.accountId}/disable`, as(helpdesk))).status).toBe(409);
+    expect((await api(gh, 'POST', `/accounts/${person.accountId}/unlock`, as(helpdesk))).status).toBe(409);
+    const enabled = await api(gh, 'POST', `/accounts/${person.accountId}/enable`, as(helpdesk));
+    expect(enabled.body.account.status).toBe('active');
+    expect((await signInForToken(console_.rp, 'worker')).accessToken).toEqual(expect.any(String));
+
+    const [entry] = await auditEntries(gh, { type: 'admin.account.disabled', 'target.id': person.accountId });
+    expect(entry).toMatchObject({ actor: { kind: 'account', id: helpdesk.accountId }, changes: { status: { before: 'active', after: 'disabled' } } });
+  });
+
+  test('unlock turns a locked account active and clears its lockout, atomically', async () => {
+    const account = await gh.services.accounts.create({ userId: 'locked-out', name: 'Locked', password: PASSWORD });
+    const until = new Date(Date.now() + 3_600_000);
+    await gh.services.accounts.model.collection.updateOne({ accountId: account.accountId }, { $set: { status: 'locked', lockedUntil: until } });
+    const shown = await api(gh, 'GET', `/accounts/${account.accountId}`, as(helpdesk));
+    expect(shown.body).toMatchObject({ status: 'locked', lockedUntil: until.toISOString() });
+    const res = await api(gh, 'POST', `/accounts/${account.accountId}/unlock`, as(helpdesk));
+    expect(res.body.account).toMatchObject({ status: 'active', lockedUntil: null });
+    const raw = await gh.services.accounts.model.collection.findOne({ accountId: account.accountId });
+    expect(raw).not.toHaveProperty('lockedUntil');
+    const [entry] = await auditEntries(gh, { type: 'admin.account.unlocked', 'target.id': account.accountId });
+    expect(entry!.changes).toMatchObject({ status: { before: 'locked', after: 'active' } });
+  });
+
+  test('resetting the second factor removes the credentials and the enrolment', async () => {
+    const account = await gh.services.accounts.create({ userId: 'two-factor', name: 'Two Factor', password: PASSWORD });
+    const credentials = gh.services.connection.collection('credentials');
+    await credentials.insertMany([
+      { _id: `totp:${account.accountId}` as never, accountId: account.accountId, type: 'totp' },
+      { _id: `recovery-codes:${account.accountId}` as never, accountId: account.accountId, type: 'recovery-codes' },
+      { _id: 'totp:someone-else' as never, accountId: 'someone-else', type: 'totp' },
+    ]);
+    await gh.services.accounts.model.collection.updateOne({ accountId: account.accountId }, { $set: { mfa: { enrolledAt: new Date() } } });
+    const res = await api(gh, 'POST', `/accounts/${account.accountId}/reset-second-factor`, as(helpdesk));
+    expect(res.body).toEqual({ credentialsRemoved: 2, hadSecondFactor: true });
+    expect(await credentials.countDocuments({ accountId: account.accountId })).toBe(0);
+    expect(await credentials.countDocuments({ accountId: 'someone-else' })).toBe(1);
+    expect(await gh.services.accounts.model.collection.findOne({ accountId: account.accountId })).not.toHaveProperty('mfa');
+    const [entry] = await auditEntries(gh, { type: 'admin.account.second_factor_reset', 'target.id': account.accountId });
+    expect(entry).toMatchObject({ details: { credentialsRemoved: 2 }, changes: { mfa: { before: 'enrolled', after: null } } });
+  });
+
+  test('revoke-sessions ends every session and grant of that account only', async () => {
+    const [one, other] = await Promise.all([createPerson(gh, console_.rp, 'sessions-one', []), createPerson(gh, console_.rp, 'sessions-two', [])]);
+    const second = await signInForToken(console_.rp, 'sessions-one');
+    const res = await api(gh, 'POST', `/accounts/${one.accountId}/revoke-sessions`, as(admin));
+    expect(res.body.revoked).toMatchObject({ sessions: 2, grants: 2 });
+    expect((await oidc.tokenIntrospection(console_.rp, one.token)).active).toBe(false);
+    expect((await oidc.tokenIntrospection(console_.rp, second.accessToken)).active).toBe(false);
+    expect((await oidc.tokenIntrospection(console_.rp, other.token)).active).toBe(true);
+    const [entry] = await auditEntries(gh, { type: 'admin.account.sessions_revoked', 'target.id': one.accountId });
+    expect(entry!.details).toMatchObject({ sessions: 2, grants: 2 });
+  });
+
+  test('password reset is refused honestly until account recovery exists: 501, nothing sent', async () => {
+    const sentBefore = smtp.received.length;
+    const res = await api(gh, 'POST', `/accounts/${helpdesk.accountId}/password-reset`, as(admin));
+    expect(res.status).toBe(501);
+    expect(res.body.error_description).toMatch(/not available yet/);
+    expect(smtp.received.length).toBe(sentBefore);
+  });
+});

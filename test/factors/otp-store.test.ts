@@ -1,0 +1,202 @@
+/** The shared one-time-code store: format, storage, expiry, attempts, single use, send limits, races. */
+import { generateNumericCode, normaliseNumericCode, OTP_COLLECTION, type OtpBinding, type OtpStore } from '../../src/factors/otp/otp-store.js';
+import { openFactorTestBed, rawDump, type FactorTestBed } from './helpers.js';
+
+let bed: FactorTestBed;
+let store: OtpStore;
+let n = 0;
+
+beforeAll(async () => {
+  bed = await openFactorTestBed('otp_store');
+  store = bed.factors.otp;
+});
+afterAll(() => bed.close());
+
+/** A fresh account per test, so send limits never leak from one test into the next. */
+function binding(overrides: Partial<OtpBinding & { destination: string }> = {}): OtpBinding & { destination: string } {
+  n += 1;
+  return { accountId: `otp-account-${n}`, channel: 'email', purpose: 'signin', interactionId: 'ia-1', destination: 'jane@example.com', ...overrides };
+}
+
+async function issued(b: OtpBinding & { destination: string }, settings = {}) {
+  const result = await store.issue(b, settings);
+  if (!result.ok) throw new Error(`expected a code, got ${result.reason}`);
+  return result;
+}
+
+/** Some other code of the same length: wrong on purpose. */
+const wrong = (code: string) => code.split('').map((d) => String((Number(d) + 1) % 10)).join('');
+
+describe('codes', () => {
+  test('have the configured number of digits, leading zeros included', async () => {
+    for (const length of [6, 7, 8, 9]) {
+      const { code } = await issued(binding(), { length });
+      expect(code).toMatch(new RegExp(`^\\d{${length}}$`));
+    }
+    const samples = Array.from({ length: 2000 }, () => generateNumericCode(6));
+    expect(samples.every((c) => /^\d{6}$/.test(c))).toBe(true);
+    expect(samples.some((c) => c.startsWith('0'))).toBe(true); // ~1 in 10 start with 0: padding works
+    expect(new Set(samples).size).toBeGreaterThan(1990);
+    expect(() => generateNumericCode(3)).toThrow(/4–12/);
+  });
+
+  test('are stored only as an HMAC: neither the code nor a plain hash of it is in the database', async () => {
+    const b = binding();
+    const { code } = await issued(b);
+    const dump = await rawDump(bed.connection, OTP_COLLECTION);
+    expect(dump).not.toContain(code);
+    const doc = await bed.connection.collection(OTP_COLLECTION).findOne({ accountId: b.accountId, kind: 'code' });
+    expect(doc).toMatchObject({ channel: 'email', purpose: 'signin', interactionId: 'ia-1', attempts: 0, maxAttempts: 5, consumedAt: null });
+    expect(doc!.codeMac).toMatch(/^[A-Za-z0-9_-]{43}$/); // 32 bytes, base64url
+  });
+
+  test('a right code is accepted once; spaces and dashes typed around it do not matter', async () => {
+    const b = binding();
+    const { code } = await issued(b);
+    expect(normaliseNumericCode(' 123 456 ')).toBe('123456');
+    expect(await store.verify(b, `${code.slice(0, 3)} ${code.slice(3)}`)).toEqual({ ok: true, destination: 'jane@example.com' });
+    expect(await store.verify(b, code)).toEqual({ ok: false, reason: 'used' });
+  });
+
+  test('expire after the ttl (by the clock)', async () => {
+    const b = binding();
+    const { code, expiresAt } = await issued(b, { ttlSeconds: 600 });
+    expect(expiresAt.getTime() - bed.clock.now().getTime()).toBe(600_000);
+    bed.clock.advance(599);
+    expect(await store.pending(b)).not.toBeNull();
+    bed.clock.advance(1);
+    expect(await store.verify(b, code)).toEqual({ ok: false, reason: 'expired' });
+    expect(await store.pending(b)).toBeNull();
+  });
+
+  test('five wrong tries burn the code: after that even the right one is refused', async () => {
+    const b = binding();
+    const { code } = await issued(b);
+    const results = [];
+    for (let i = 0; i < 5; i++) results.push(await store.verify(b, wrong(code)));
+    expect(results).toEqual([
+      { ok: false, reason: 'invalid', attemptsLeft: 4 },
+      { ok: false, reason: 'invalid', attemptsLeft: 3 },
+      { ok: false, reason: 'invalid', attemptsLeft: 2 },
+      { ok: false, reason: 'invalid', attemptsLeft: 1 },
+      { ok: false, reason: 'too_many_attempts', attemptsLeft: 0 },
+    ]);
+    expect(await store.verify(b, code)).toEqual({ ok: false, reason: 'too_many_attempts', attemptsLeft: 0 });
+    // A new code (after the cooldown) starts afresh.
+    bed.clock.advance(30);
+    const next = await issued(b);
+    expect(await store.verify(b, next.code)).toEqual({ ok: true, destination: 'jane@example.com' });
+  });
+
+  test('are bound to their interaction, purpose, channel and account', async () => {
+    const b = binding();
+    const { code } = await issued(b);
+    expect(await store.verify({ ...b, interactionId: 'another-interaction' }, code)).toEqual({ ok: false, reason: 'no_challenge' });
+    expect(await store.verify({ ...b, interactionId: null }, code)).toEqual({ ok: false, reason: 'no_challenge' });
+    expect(await store.verify({ ...b, purpose: 'recovery' }, code)).toEqual({ ok: false, reason: 'no_challenge' });
+    expect(await store.verify({ ...b, channel: 'sms' }, code)).toEqual({ ok: false, reason: 'no_challenge' });
+    expect(await store.verify({ ...b, accountId: 'someone-else' }, code)).toEqual({ ok: false, reason: 'no_challenge' });
+    // None of those counted against the code.
+    expect(await store.pending(b)).toMatchObject({ attemptsLeft: 5 });
+    expect(await store.verify(b, code)).toMatchObject({ ok: true });
+  });
+
+  test('a resend replaces the earlier code', async () => {
+    const b = binding();
+    const first = await issued(b);
+    bed.clock.advance(30);
+    const second = await issued(b);
+    if (first.code !== second.code) expect(await store.verify(b, first.code)).toMatchObject({ ok: false, reason: 'invalid' });
+    expect(await store.verify(b, second.code)).toMatchObject({ ok: true });
+  });
+
+  test('cancel withdraws the open code', async () => {
+    const b = binding();
+    const { code } = await issued(b);
+    await store.cancel(b);
+    expect(await store.verify(b, code)).toEqual({ ok: false, reason: 'no_challenge' });
+  });
+});
+
+describe('send limits', () => {
+  test('resend cooldown: refused with the seconds left, then allowed', async () => {
+    const b = binding();
+    const first = await issued(b, { resendCooldownSeconds: 30 });
+    expect(first.retryAfterSeconds).toBe(30);
+    bed.clock.advance(10);
+    expect(await store.issue(b, { resendCooldownSeconds: 30 })).toEqual({ ok: false, reason: 'cooldown', retryAfterSeconds: 20 });
+    bed.clock.advance(19.5);
+    expect(await store.issue(b, { resendCooldownSeconds: 30 })).toEqual({ ok: false, reason: 'cooldown', retryAfterSeconds: 1 });
+    bed.clock.advance(0.5);
+    expect((await store.issue(b, { resendCooldownSeconds: 30 })).ok).toBe(true);
+  });
+
+  test('the cooldown is per account and channel: another purpose on the same channel waits too, another channel does not', async () => {
+    const b = binding({ channel: 'sms', destination: '+14155550123' });
+    await issued(b);
+    expect(await store.issue({ ...b, purpose: 'phone-verify' })).toMatchObject({ ok: false, reason: 'cooldown' });
+    expect((await store.issue({ ...b, channel: 'email', destination: 'jane@example.com' })).ok).toBe(true);
+  });
+
+  test('hourly cap: the sixth send within an hour is refused until the first is an hour old', async () => {
+    const b = binding();
+    const settings = { resendCooldownSeconds: 30, maxSendsPerHour: 5 };
+    const retries: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await issued(b, settings);
+      retries.push(r.retryAfterSeconds);
+      bed.clock.advance(60);
+    }
+    // After the fifth send the next is possible only when the first leaves the window: 3600 - 4 × 60.
+    expect(retries).toEqual([30, 30, 30, 30, 3360]);
+    // now = first + 300 s
+    expect(await store.issue(b, settings)).toEqual({ ok: false, reason: 'hourly_cap', retryAfterSeconds: 3300 });
+    bed.clock.advance(3299);
+    expect(await store.issue(b, settings)).toEqual({ ok: false, reason: 'hourly_cap', retryAfterSeconds: 1 });
+    bed.clock.advance(1);
+    expect((await store.issue(b, settings)).ok).toBe(true); // the first send left the window
+    // Sliding: the second send (at +60 s) is still inside, so the very next one is capped again.
+    bed.clock.advance(30);
+    expect(await store.issue(b, settings)).toMatchObject({ ok: false, reason: 'hourly_cap', retryAfterSeconds: 30 });
+  });
+
+  test('the send history is kept at least an hour, independently of the short-lived codes', async () => {
+    const b = binding();
+    await issued(b, { ttlSeconds: 60 });
+    const now = bed.clock.now().getTime();
+    const docs = await bed.connection.collection(OTP_COLLECTION).find({ accountId: b.accountId }).toArray();
+    const sends = docs.find((d) => d.kind === 'sends')!;
+    const code = docs.find((d) => d.kind === 'code')!;
+    expect(sends.retainUntil.getTime() - now).toBeGreaterThanOrEqual(3600_000);
+    expect(code.expiresAt.getTime() - now).toBe(60_000);
+    const indexes = await bed.connection.collection(OTP_COLLECTION).indexes();
+    expect(indexes).toEqual(expect.arrayContaining([expect.objectContaining({ key: { retainUntil: 1 }, expireAfterSeconds: 0 })]));
+  });
+});
+
+describe('races', () => {
+  test('parallel submissions of the right code: exactly one succeeds', async () => {
+    const b = binding();
+    const { code } = await issued(b);
+    const results = await Promise.all(Array.from({ length: 8 }, () => store.verify(b, code)));
+    expect(results.filter((r) => r.ok)).toHaveLength(1);
+    expect(results.filter((r) => !r.ok).every((r) => !r.ok && r.reason === 'used')).toBe(true);
+  });
+
+  test('parallel wrong submissions never get more than maxAttempts tries', async () => {
+    const b = binding();
+    const { code } = await issued(b);
+    const results = await Promise.all(Array.from({ length: 12 }, () => store.verify(b, wrong(code))));
+    expect(results.filter((r) => !r.ok && r.reason === 'invalid')).toHaveLength(4);
+    expect(results.filter((r) => !r.ok && r.reason === 'too_many_attempts')).toHaveLength(8);
+    const doc = await bed.connection.collection(OTP_COLLECTION).findOne({ accountId: b.accountId, kind: 'code' });
+    expect(doc!.attempts).toBe(5);
+  });
+
+  test('parallel sends: the cooldown lets exactly one through', async () => {
+    const b = binding();
+    const results = await Promise.all(Array.from({ length: 6 }, () => store.issue(b)));
+    expect(results.filter((r) => r.ok)).toHaveLength(1);
+    expect(results.filter((r) => !r.ok && r.reason === 'cooldown')).toHaveLength(5);
+  });
+});

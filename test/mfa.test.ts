@@ -1,0 +1,308 @@
+/**
+ * Two-step sign-in end to end: openid-client as the RP, Gatehouse's pages submitted as a browser
+ * would, codes read from a real SMTP server and from a local SMS webhook, time moved by a test clock.
+ */
+import * as oidc from 'openid-client';
+import { generate } from 'otplib';
+import { Browser, findForm, type Page } from './support/browser.js';
+import { TestClock } from './support/clock.js';
+import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.js';
+import { discover, exchange, isCallback, RP_REDIRECT, startAuthorization, type AuthorizationAttempt } from './support/rp.js';
+import { TestSmsWebhook } from './support/sms-webhook.js';
+import { TestSmtpServer } from './support/smtp.js';
+
+const PASSWORD = 'a long enough secret';
+const MFA = 'urn:gatehouse:acr:mfa';
+
+let smtp: TestSmtpServer;
+let sms: TestSmsWebhook;
+let clock: TestClock;
+let gh: TestGatehouse;
+let rp: oidc.Configuration;
+
+beforeAll(async () => {
+  smtp = await new TestSmtpServer().start();
+  sms = await new TestSmsWebhook().start();
+  clock = new TestClock();
+  gh = await startTestGatehouse('mfa', { env: { SMTP_URL: smtp.url, SMS_WEBHOOK_URL: sms.url, SMS_WEBHOOK_TOKEN: sms.token }, clock });
+  const client = await gh.services.clients.create({ name: 'MFA RP', redirectUris: [RP_REDIRECT], firstParty: true });
+  rp = await discover(gh.url, client.clientId, client.clientSecret);
+});
+
+afterAll(async () => {
+  await gh?.close();
+  await smtp?.stop();
+  await sms?.stop();
+});
+
+async function account(userId: string, market: string, extra: Record<string, unknown> = {}) {
+  return gh.services.accounts.create({ userId, email: `${userId}@example.com`, name: `${userId} Example`, password: PASSWORD, market, ...extra });
+}
+
+/** Marks an account as enrolled with email codes as its default, as if it had done enrolment. */
+async function enrolByEmail(userId: string) {
+  await gh.services.accounts.model.updateOne({ userId }, { $set: { mfa: { enrolledAt: new Date(), defaultMethod: 'email-otp', deferrals: 0 } } });
+}
+
+async function password(login: string, params: Record<string, string> = {}, browser?: Browser): Promise<AuthorizationAttempt & { after: Page }> {
+  const attempt = await startAuthorization(rp, params, browser);
+  const after = await attempt.browser.submit(attempt.page, '/login', { login, password: PASSWORD }, isCallback);
+  return { ...attempt, after };
+}
+
+const post = (attempt: AuthorizationAttempt, page: Page, action: string, fields: Record<string, string> = {}) => attempt.browser.submit(page, action, fields, isCallback);
+
+/** The code in the newest mail to `to` that arrived after `since` mails had been received. */
+async function mailedCode(to: string, since: number): Promise<string> {
+  const mail = await smtp.waitFor(to, (m) => smtp.received.indexOf(m) >= since);
+  return /\b(\d{6,9})\b/.exec(mail.text)![1]!;
+}
+
+async function textedCode(phone: string, since: number): Promise<string> {
+  const message = await sms.latest(phone, since);
+  expect(message.authorization).toBe(`Bearer ${sms.token}`);
+  return /\b(\d{6,9})\b/.exec(message.text)![1]!;
+}
+
+async function claimsOf(attempt: AuthorizationAttempt, page: Page) {
+  expect(isCallback(page.url)).toBe(true);
+  return (await exchange(rp, attempt, page.url)).claims()!;
+}
+
+describe('policy by market', () => {
+  test('off: the password alone signs in', async () => {
+    await account('lab1', 'LAB');
+    const attempt = await password('lab1');
+    expect(await claimsOf(attempt, attempt.after)).toMatchObject({ amr: ['pwd'], acr: 'urn:gatehouse:acr:pwd' });
+  });
+
+  test('required (US): full enrolment with a verified mobile number, then sign-ins by SMS, email and recovery code', async () => {
+    await account('ursula', 'US');
+    const attempt = await password('ursula');
+    expect(attempt.after.body).toContain('Set up two-step verification');
+    expect(attempt.after.body).toContain('ursula@example.com');
+    expect(attempt.after.body).not.toContain('Remind me next time');
+
+    let page = await post(attempt, attempt.after, '/enrol/profile');
+    expect(page.body).toContain('Create your security code');
+    page = await post(attempt, page, '/enrol/security-code', { code: '123456', confirm: '123456' });
+    expect(page.status).toBe(400);
+    page = await post(attempt, page, '/enrol/security-code', { code: '402781', confirm: '402718' });
+    expect(page.body).toContain('do not match');
+    page = await post(attempt, page, '/enrol/security-code', { code: '402781', confirm: '402781' });
+    expect(page.body).toContain('Add a mobile number');
+
+    const since = sms.received.length;
+    page = await post(attempt, page, '/enrol/phone', { action: 'add', phone: '+1 415 555 0111' });
+    expect(page.body).toContain('•••• 0111');
+    const code = await textedCode('+14155550111', since);
+    page = await post(attempt, page, '/enrol/phone-verify', { action: 'verify', code: code === '000000' ? '111111' : '000000' });
+    expect(page.status).toBe(401);
+    page = await post(attempt, page, '/enrol/phone-verify', { action: 'verify', code });
+    expect(page.body).toContain('How should we send your codes?');
+    expect(page.body).toContain('value="sms-otp"');
+    expect(page.body).toContain('value="email-otp"');
+
+    page = await post(attempt, page, '/enrol/method', { method: 'sms-otp' });
+    expect(page.body).toContain('Save your recovery codes');
+    const recoveryCodes = [...page.body.matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!);
+    expect(recoveryCodes).toHaveLength(10);
+    page = await post(attempt, page, '/enrol/recovery-codes');
+    // The phone was proven during enrolment: no further challenge.
+    expect(await claimsOf(attempt, page)).toMatchObject({ amr: ['pwd', 'sms', 'mfa'], acr: MFA });
+    const stored = await gh.services.accounts.findByLogin('ursula');
+    expect(stored?.mfa?.enrolledAt).toBeInstanceOf(Date);
+    expect(stored).toMatchObject({ phone: '+14155550111', phoneVerified: true });
+
+    // Next sign-in: challenged by SMS, the default (after the resend cooldown of the enrolment's text).
+    clock.advance(31);
+    const sinceSms = sms.received.length;
+    const second = await password('ursula');
+    expect(second.after.body).toContain('Enter the code we texted to •••• 0111');
+    const done = await post(second, second.after, '/second-factor', { code: await textedCode('+14155550111', sinceSms) });
+    expect(await claimsOf(second, done)).toMatchObject({ amr: ['pwd', 'sms', 'mfa'], acr: MFA });
+
+    // Switching to email.
+    const third = await password('ursula');
+    const sinceMail = smtp.received.length;
+    const emailPage = await post(third, third.after, '/second-factor/method', { method: 'email-otp' });
+    expect(emailPage.body).toContain('u•••@example.com');
+    const byEmail = await post(third, emailPage, '/second-factor', { code: await mailedCode('ursula@example.com', sinceMail) });
+    expect(await claimsOf(third, byEmail)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'] });
+
+    // A recovery code works once.
+    const fourth = await password('ursula');
+    const recoveryPage = await post(fourth, fourth.after, '/second-factor/method', { method: 'recovery-codes' });
+    expect(recoveryPage.body).toContain('Recovery code');
+    const byRecovery = await post(fourth, recoveryPage, '/second-factor', { code: recoveryCodes[0]! });
+    expect(isCallback(byRecovery.url)).toBe(true);
+    const fifth = await password('ursula');
+    const again = await post(fifth, await post(fifth, fifth.after, '/second-factor/method', { method: 'recovery-codes' }), '/second-factor', { code: recoveryCodes[0]! });
+    expect(again.status).toBe(401);
+    expect(isCallback(again.url)).toBe(false);
+    const audited = await gh.services.audit.model.find({ type: 'signin.second_factor', 'details.method': 'recovery-codes' }).lean();
+    expect(audited.map((e) => e.outcome).sort()).toEqual(['failure', 'success']);
+  });
+
+  test('required with deferral (DE): "remind me next time" signs in with the password and asks again', async () => {
+    await account('dieter', 'DE');
+    const first = await password('dieter');
+    expect(first.after.body).toContain('Remind me next time');
+    const deferred = await post(first, first.after, '/enrol/profile', { action: 'defer' });
+    expect(await claimsOf(first, deferred)).toMatchObject({ amr: ['pwd'] });
+    expect(await gh.services.audit.model.countDocuments({ type: 'mfa.enrolment_deferred' })).toBe(1);
+    const second = await password('dieter');
+    expect(second.after.body).toContain('Set up two-step verification');
+  });
+
+  test('without deferral, forging the "defer" action gets nowhere', async () => {
+    await account('ulrich', 'US');
+    const attempt = await password('ulrich');
+    const page = await post(attempt, attempt.after, '/enrol/profile', { action: 'defer' });
+    expect(page.status).toBe(400);
+    expect(isCallback(page.url)).toBe(false);
+  });
+});
+
+describe('authenticator app (TOTP)', () => {
+  test('enrolment by QR code, sign-in with a code, and a replayed code is refused', async () => {
+    await account('tina', 'US');
+    const attempt = await password('tina');
+    let page = await post(attempt, attempt.after, '/enrol/profile');
+    page = await post(attempt, page, '/enrol/security-code', { code: '739150', confirm: '739150' });
+    page = await post(attempt, page, '/enrol/phone', { action: 'skip' });
+    page = await post(attempt, page, '/enrol/method', { method: 'setup-totp' });
+    expect(page.body).toMatch(/<img src="data:image\/svg\+xml;base64,/);
+    const secret = /<code class="manual-key">([A-Z2-7]+)<\/code>/.exec(page.body)![1]!;
+    page = await post(attempt, page, '/enrol/totp', { action: 'confirm', code: '000000' });
+    expect(page.status).toBe(401);
+    // The same key is still shown after a wrong code, so the user can retry with the app they set up.
+    expect(page.body).toContain(secret);
+    const enrolCode = await generate({ secret, epoch: Math.floor(clock.now().getTime() / 1000) });
+    page = await post(attempt, page, '/enrol/totp', { action: 'confirm', code: enrolCode });
+    expect(page.body).toContain('value="totp"');
+    page = await post(attempt, page, '/enrol/method', { method: 'totp' });
+    page = await post(attempt, page, '/enrol/recovery-codes');
+    expect(await claimsOf(attempt, page)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'], acr: MFA });
+
+    clock.advance(30);
+    const code = await generate({ secret, epoch: Math.floor(clock.now().getTime() / 1000) });
+    const second = await password('tina');
+    expect(second.after.body).toContain('authenticator app');
+    const done = await post(second, second.after, '/second-factor', { code });
+    expect(await claimsOf(second, done)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'] });
+
+    const third = await password('tina');
+    const replayed = await post(third, third.after, '/second-factor', { code });
+    expect(replayed.status).toBe(401);
+    expect(replayed.body).toContain('already used');
+
+    // Secrets at rest: the TOTP key and the security codes are nowhere in the database in clear.
+    const everything = JSON.stringify(await Promise.all(
+      (await gh.services.connection.db!.listCollections().toArray()).map((c) => gh.services.connection.collection(c.name).find().toArray()),
+    ));
+    for (const secretValue of [secret, '739150', '402781']) expect(everything).not.toContain(secretValue);
+  });
+});
+
+describe('email codes', () => {
+  test('five wrong codes burn the code; a new one can be sent after the cooldown', async () => {
+    await account('emma', 'US');
+    await enrolByEmail('emma');
+    const since = smtp.received.length;
+    const attempt = await password('emma');
+    expect(attempt.after.body).toContain('Enter the code we emailed to e•••@example.com');
+    const code = await mailedCode('emma@example.com', since);
+    const wrong = code === '999999' ? '999998' : '999999';
+    let page = attempt.after;
+    for (let i = 0; i < 5; i++) page = await post(attempt, page, '/second-factor', { code: wrong });
+    page = await post(attempt, page, '/second-factor', { code });
+    expect(page.status).toBe(401);
+    expect(page.body).toContain('Too many wrong codes');
+
+    page = await post(attempt, page, '/second-factor/resend');
+    expect(page.body).toMatch(/You can ask for another in \d+ seconds/);
+    clock.advance(31);
+    const sinceResend = smtp.received.length;
+    page = await post(attempt, page, '/second-factor/resend');
+    expect(page.body).toContain('We sent a new code.');
+    const fresh = await mailedCode('emma@example.com', sinceResend);
+    page = await post(attempt, page, '/second-factor', { code: fresh });
+    expect(await claimsOf(attempt, page)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'] });
+
+    // The used code cannot sign in again, here or in another interaction.
+    clock.advance(31);
+    const other = await password('emma');
+    const reused = await post(other, other.after, '/second-factor', { code: fresh });
+    expect(reused.status).toBe(401);
+    expect(await gh.services.audit.model.countDocuments({ type: 'signin.second_factor', outcome: 'failure', 'actor.id': (await gh.services.accounts.findByLogin('emma'))!.accountId })).toBeGreaterThanOrEqual(7);
+  });
+
+  test('an expired code is refused', async () => {
+    clock.advance(60);
+    await account('eddie', 'US');
+    await enrolByEmail('eddie');
+    const since = smtp.received.length;
+    const attempt = await password('eddie');
+    const code = await mailedCode('eddie@example.com', since);
+    clock.advance(601);
+    const page = await post(attempt, attempt.after, '/second-factor', { code });
+    expect(page.status).toBe(401);
+    expect(page.body).toContain('expired');
+  });
+});
+
+describe('step-up and max_age', () => {
+  test('a password-only session asked for MFA goes to the second factor, not the password', async () => {
+    await account('olga', 'default');
+    const browser = new Browser();
+    const first = await password('olga', {}, browser);
+    expect(await claimsOf(first, first.after)).toMatchObject({ amr: ['pwd'] });
+    await enrolByEmail('olga');
+
+    const since = smtp.received.length;
+    const stepUp = await startAuthorization(rp, { acr_values: MFA }, browser);
+    expect(stepUp.page.body).not.toContain('name="password"');
+    expect(stepUp.page.body).toContain('Enter the code we emailed to o•••@example.com');
+    const page = await post(stepUp, stepUp.page, '/second-factor', { code: await mailedCode('olga@example.com', since) });
+    const claims = await claimsOf(stepUp, page);
+    expect(claims).toMatchObject({ amr: ['pwd', 'otp', 'mfa'], acr: MFA });
+  });
+
+  test('acr_values demanding MFA from an account that never enrolled leads to enrolment without deferral', async () => {
+    await account('otto', 'DE');
+    const attempt = await password('otto', { acr_values: MFA });
+    expect(attempt.after.body).toContain('Set up two-step verification');
+    expect(attempt.after.body).not.toContain('Remind me next time');
+  });
+
+  test('max_age=0 asks for the password again even with a session', async () => {
+    await account('max', 'default');
+    const browser = new Browser();
+    const first = await password('max', {}, browser);
+    await claimsOf(first, first.after);
+    const again = await startAuthorization(rp, { max_age: '0' }, browser);
+    expect(again.page.body).toContain('name="password"');
+  });
+});
+
+test('guessing is bounded: after ten wrong answers the sign-in stops and must start over', async () => {
+  await account('guesser', 'US');
+  await enrolByEmail('guesser');
+  const attempt = await password('guesser');
+  let page = attempt.after;
+  for (let i = 0; i < 10; i++) page = await post(attempt, attempt.after, '/second-factor', { code: String(100000 + i) });
+  expect(page.status).toBe(429);
+  expect(page.body).toContain('Too many wrong codes');
+  const after = await attempt.browser.request(attempt.page.url);
+  expect(after.body).toContain('name="password"');
+});
+
+test('a step page without a password first is refused', async () => {
+  const attempt = await startAuthorization(rp);
+  const { hidden } = findForm(attempt.page.body, '/login');
+  const uid = /\/interaction\/([^/?#]+)/.exec(attempt.page.url)![1]!;
+  const page = await attempt.browser.request(`${gh.url}/interaction/${uid}/second-factor`, { form: { csrf: hidden.csrf!, code: '123456' } });
+  expect(page.status).toBe(400);
+  expect(page.body).toContain('expired');
+});
