@@ -39,6 +39,7 @@ async function main(): Promise<void> {
       '',
       `  Demo app:  ${url}/demo`,
       `  Demo account: User ID "${demo.userId}", password "${demo.password}"`,
+      `  With two-step verification: User ID "${demo.mfaUserId}", same password (codes appear at ${url}/dev/mailbox)`,
       `  Demo client:  client_id "${demo.clientId}" (its secret is stored encrypted; the demo app reads it)`,
     );
   }

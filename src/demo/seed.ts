@@ -9,7 +9,12 @@ export interface DemoCredentials {
   clientId: string;
   userId: string;
   password: string;
+  /** A second demo account in a market that requires two-step verification (codes at /dev/mailbox). */
+  mfaUserId: string;
 }
+
+/** The market whose policy requires 2FA without deferral in the shipped config/policies.json. */
+const MFA_MARKET = 'US';
 
 export async function seedDemo(services: Services): Promise<DemoCredentials> {
   const { config, clients, accounts, provider, log } = services;
@@ -31,9 +36,15 @@ export async function seedDemo(services: Services): Promise<DemoCredentials> {
     log.info({ clientId }, 'seeded the demo client');
   }
 
-  if (!(await accounts.findByLogin(userId))) {
-    await accounts.create({ userId, email: `${userId}@example.com`, name: 'Demo User', emailVerified: true, password, market: 'default' });
-    log.info({ userId }, 'seeded the demo account');
+  const mfaUserId = `${userId}-2fa`;
+  const demoAccounts = [
+    { userId, name: 'Demo User', market: 'default' },
+    { userId: mfaUserId, name: 'Demo Two-Step User', market: MFA_MARKET },
+  ];
+  for (const demo of demoAccounts) {
+    if (await accounts.findByLogin(demo.userId)) continue;
+    await accounts.create({ ...demo, email: `${demo.userId}@example.com`, emailVerified: true, password });
+    log.info({ userId: demo.userId }, 'seeded a demo account');
   }
-  return { clientId, userId, password };
+  return { clientId, userId, password, mfaUserId };
 }
