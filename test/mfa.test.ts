@@ -306,3 +306,14 @@ test('a step page without a password first is refused', async () => {
   expect(page.status).toBe(400);
   expect(page.body).toContain('expired');
 });
+
+test('secrets at rest: no code that was mailed or texted is stored in clear anywhere', async () => {
+  const codes = new Set<string>();
+  for (const text of [...smtp.received.map((m) => m.text), ...sms.received.map((m) => m.text)]) {
+    for (const match of text.matchAll(/(?<!\d)(\d{6,9})(?!\d)/g)) codes.add(match[1]!);
+  }
+  expect(codes.size).toBeGreaterThanOrEqual(8);
+  const collections = await gh.services.connection.db!.listCollections().toArray();
+  const everything = JSON.stringify(await Promise.all(collections.map((c) => gh.services.connection.collection(c.name).find().toArray())));
+  for (const code of codes) expect(everything).not.toMatch(new RegExp(`(?<!\\d)${code}(?!\\d)`));
+});
