@@ -40,3 +40,11 @@ export const METHOD_LABELS: Record<SecondFactorMethod, { switchTo: string; optio
   totp: { switchTo: 'Use my authenticator app', option: 'Use my authenticator app' },
   'recovery-codes': { switchTo: 'Use a recovery code', option: 'Recovery code' },
 };
+
+/** What to tell the user when a code was not sent; `alternative` says what they can do instead. */
+export function sendFailureMessage(result: SendResult, alternative: string): string | null {
+  if (result.ok) return null;
+  if (result.reason === 'cooldown') return `A code was sent moments ago. You can ask for another in ${result.retryAfterSeconds ?? 30} seconds.`;
+  if (result.reason === 'hourly_cap') return `Too many codes were sent in the last hour. ${alternative}, or try again later.`;
+  return `We could not send a code just now. ${alternative}, or try again shortly.`;
+}

@@ -10,17 +10,12 @@
  */
 import type { Current, EnrolmentStepApi, Outcome, SignInFlow } from '../flow.js';
 import { hasPossessionFactor } from '../requirements.js';
-import { METHOD_LABELS, type SendResult } from '../second-factors.js';
+import { METHOD_LABELS, sendFailureMessage, type SendResult } from '../second-factors.js';
 import type { SecondFactorMethod, SignInStep } from '../state.js';
 
 const E164 = /^\+[1-9]\d{6,14}$/;
 
-function sendProblem(result: SendResult): string | null {
-  if (result.ok) return null;
-  if (result.reason === 'cooldown') return `A code was sent moments ago. You can ask for another in ${result.retryAfterSeconds ?? 30} seconds.`;
-  if (result.reason === 'hourly_cap') return 'Too many codes were sent in the last hour. Skip this step for now, or try again later.';
-  return 'We could not send a text message to that number. Check it, or skip this step.';
-}
+const sendProblem = (result: SendResult) => sendFailureMessage(result, 'Check the number or skip this step');
 
 export class EnrolmentStep implements EnrolmentStepApi {
   constructor(private readonly flow: SignInFlow) {}

@@ -6,7 +6,7 @@
 import { maskEmail, maskPhone } from '../../factors/index.js';
 import type { VerifyFailure } from '../../factors/types.js';
 import type { Current, Outcome, SecondFactorStepApi, SignInFlow } from '../flow.js';
-import { METHOD_LABELS, type SendResult } from '../second-factors.js';
+import { METHOD_LABELS, sendFailureMessage, type SendResult } from '../second-factors.js';
 import type { SecondFactorMethod } from '../state.js';
 
 /** Wrong answers allowed in one sign-in before it is stopped and must start over with the password. */
@@ -28,12 +28,7 @@ const PROMPTS: Record<SecondFactorMethod, (destination: string) => string> = {
   'recovery-codes': () => 'Enter one of the recovery codes you saved when you set up two-step verification.',
 };
 
-function sendMessage(result: SendResult): string | null {
-  if (result.ok) return null;
-  if (result.reason === 'cooldown') return `A code was sent moments ago. You can ask for another in ${result.retryAfterSeconds ?? 30} seconds.`;
-  if (result.reason === 'hourly_cap') return 'Too many codes were sent in the last hour. Use another way to verify, or try again later.';
-  return 'We could not send a code just now. Use another way to verify, or try again shortly.';
-}
+const sendMessage = (result: SendResult) => sendFailureMessage(result, 'Use another way to verify');
 
 export class SecondFactorStep implements SecondFactorStepApi {
   constructor(private readonly flow: SignInFlow) {}
