@@ -130,7 +130,6 @@ export interface BenchResult {
    */
   indexCheck: Array<{ query: string; index: string | null }>;
   logs: { dir: string };
-  notes: string[];
 }
 
 const execFileAsync = promisify(execFile);
@@ -363,8 +362,9 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
       scenarios: results,
       indexCheck,
       logs: { dir: logDir },
-      notes: [],
     };
+  } catch (err) {
+    throw Object.assign(new Error(`${(err as Error).message}\nTarget logs: ${logDir}`), { cause: err });
   } finally {
     http.close();
     await Promise.all(Object.values(targets).map((t) => t.stop().catch(() => undefined)));

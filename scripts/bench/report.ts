@@ -6,7 +6,7 @@ import type { BenchResult, Measurement, ScenarioResult } from './bench.js';
 import { PASSWORD_ONLY_NOTE } from './scenarios.js';
 
 const COLUMNS = [
-  { title: 'Scenario', width: 33, align: 'left' },
+  { title: 'Scenario', width: 35, align: 'left' },
   { title: 'Target', width: 10, align: 'left' },
   { title: 'ops/s', width: 8 },
   { title: 'p50 ms', width: 8 },
@@ -78,8 +78,9 @@ export function formatReport(result: BenchResult): string {
   lines.push(`Machine:   ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB.toFixed(0)} GiB, ${m.os}, Node ${m.node}; load average ${m.loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')} at start, ${m.loadAverageAtEnd.map((x) => x.toFixed(2)).join(' ')} at end`);
   lines.push(`Database:  ${result.database.kind} (${result.database.uri})`);
   if (result.database.standIn) {
-    lines.push('           The stand-in is far slower than a real mongod: ops/s and latencies of Gatehouse are bounded by it.');
-    lines.push('           Compare CPU ms/op (ops/CPU-s) and DB trips/op; those do not depend on the database\'s speed.');
+    lines.push('           The stand-in (Python) is far slower than a real mongod, and shares the cores with Gatehouse and the load generator:');
+    lines.push('           Gatehouse\'s ops/s and latencies are held back by it. Compare CPU ms/op (ops/CPU-s) and DB trips/op, which do not');
+    lines.push('           depend on the database\'s speed.');
   }
   const a = result.argon2.params;
   lines.push(`Gatehouse: ${result.gatehouse.code}, NODE_ENV=${result.gatehouse.nodeEnv}, log level ${String(result.gatehouse.logLevel)}, UV_THREADPOOL_SIZE=${result.threadpoolSize}, argon2id m=${a.memoryCost} KiB t=${a.timeCost} p=${a.parallelism}${result.gatehouse.jwtShim ? ', + bench JWT resource server (shim)' : ''}`);
