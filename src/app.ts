@@ -30,6 +30,7 @@ import { interactionRoutes } from './interactions/routes.js';
 import type { SecondFactors } from './interactions/second-factors.js';
 import { createSecondFactors } from './interactions/second-factors-impl.js';
 import { SignInStates } from './interactions/state.js';
+import { GuessLimit } from './interactions/guess-limit.js';
 import type { Logger } from './logger.js';
 import { DevMailbox, Mailer } from './notify/mailer.js';
 import { ConsoleSmsGateway, createSmsGateway, type SmsGateway } from './notify/sms.js';
@@ -81,7 +82,7 @@ export async function createServices(config: Config, log: Logger, connection: Co
   const policies = PolicyStore.open(policiesFile(), { log, clock });
   const sms = createSmsGateway(config.sms, config.env, log);
   const factors = await createFactors({ connection, secretBox, mailer, sms, hasher, policies, clock, log });
-  const secondFactors = createSecondFactors(factors, policies);
+  const secondFactors = createSecondFactors(factors, policies, accounts);
   const signInStates = new SignInStates(connection);
   await signInStates.model.init();
   return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer, admin, clock, policies, sms, factors, secondFactors, signInStates };
@@ -110,6 +111,8 @@ export function createApp(services: Services): Koa {
   // oidc-provider's signed cookies are read back by our routes too, so both use the same keys.
   app.keys = services.keys.cookieKeys;
   app.proxy = config.trustProxy;
+  // Behind one proxy, only its X-Forwarded-For entry is trusted (the client can write the others).
+  app.maxIpsCount = 1;
 
   const csrf = new CsrfTokens(createHmac('sha256', services.keys.cookieKeys[0]!).update('gatehouse:csrf').digest('base64url'));
   const flow = new SignInFlow({
@@ -119,6 +122,7 @@ export function createApp(services: Services): Koa {
     audit: services.audit,
     csrf,
     states: services.signInStates,
+    guesses: new GuessLimit(services.connection, services.clock),
     factors: services.secondFactors,
     clock: services.clock,
   });
@@ -161,7 +165,17 @@ export function createApp(services: Services): Koa {
   // Only our own routes get a body parser: oidc-provider parses its own request bodies.
   const parseForms = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
   const interactions = interactionRoutes(flow, csrf);
-  app.use(async (ctx, next) => (ctx.path.startsWith('/interaction/') ? parseForms(ctx, next) : next()));
+  app.use(async (ctx, next) => {
+    if (!ctx.path.startsWith('/interaction/')) return next();
+    try {
+      await parseForms(ctx, async () => undefined);
+    } catch (err) {
+      // An undecodable body (bad gzip, bad charset) is the client's fault: 4xx, never 500.
+      const status = (err as { status?: number }).status;
+      ctx.throw(status && status < 500 ? status : 400, 'The form could not be read. Go back and try again.');
+    }
+    await next();
+  });
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
 

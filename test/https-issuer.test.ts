@@ -42,6 +42,14 @@ test('cookies are Secure, HttpOnly and SameSite when the request came over https
   expect(response.headers.get('strict-transport-security')).toMatch(/max-age=\d+/);
 });
 
+test('the https redirect never leaves the issuer origin', async () => {
+  for (const path of ['//evil.example/phish', '/\\evil.example/x']) {
+    const response = await fetch(`${local}${path}`, { redirect: 'manual' });
+    expect(response.status).toBe(301);
+    expect(response.headers.get('location')).toBe('https://login.example.test/');
+  }
+});
+
 test('a plain-http GET is redirected to https, a plain-http POST is refused', async () => {
   const get = await fetch(`${local}${authorize()}`, { redirect: 'manual' });
   expect(get.status).toBe(301);

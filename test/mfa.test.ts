@@ -269,6 +269,18 @@ describe('step-up and max_age', () => {
     expect(claims).toMatchObject({ amr: ['pwd', 'otp', 'mfa'], acr: MFA });
   });
 
+  test('step-up never enrols new factors on the strength of a session alone: it asks for the password', async () => {
+    await account('sally', 'default');
+    const browser = new Browser();
+    const first = await password('sally', {}, browser);
+    await claimsOf(first, first.after);
+    const stepUp = await startAuthorization(rp, { acr_values: MFA }, browser);
+    expect(stepUp.page.body).toContain('name="password"');
+    const after = await stepUp.browser.submit(stepUp.page, '/login', { login: 'sally', password: PASSWORD }, isCallback);
+    expect(after.body).toContain('Set up two-step verification');
+    expect(after.body).not.toContain('Remind me next time');
+  });
+
   test('acr_values demanding MFA from an account that never enrolled leads to enrolment without deferral', async () => {
     await account('otto', 'DE');
     const attempt = await password('otto', { acr_values: MFA });
@@ -286,16 +298,45 @@ describe('step-up and max_age', () => {
   });
 });
 
-test('guessing is bounded: after ten wrong answers the sign-in stops and must start over', async () => {
+test('guessing is bounded per account: parallel guesses and new sign-ins do not get more tries', async () => {
   await account('guesser', 'US');
   await enrolByEmail('guesser');
   const attempt = await password('guesser');
-  let page = attempt.after;
-  for (let i = 0; i < 10; i++) page = await post(attempt, attempt.after, '/second-factor', { code: String(100000 + i) });
+  const pages = await Promise.all(Array.from({ length: 14 }, (_, i) => post(attempt, attempt.after, '/second-factor', { code: String(100000 + i) })));
+  expect(pages.filter((p) => p.status === 429).length).toBeGreaterThanOrEqual(4);
+  expect(pages.find((p) => p.status === 429)!.body).toContain('Too many wrong codes');
+  // A fresh sign-in (password again) gets no fresh guesses.
+  const again = await password('guesser');
+  const page = await post(again, again.after, '/second-factor', { code: '123456' });
   expect(page.status).toBe(429);
-  expect(page.body).toContain('Too many wrong codes');
-  const after = await attempt.browser.request(attempt.page.url);
-  expect(after.body).toContain('name="password"');
+  expect(await gh.services.audit.model.countDocuments({ type: 'signin.second_factor', 'details.reason': 'guess_limit' })).toBeGreaterThanOrEqual(5);
+});
+
+test('an authenticator app left by an abandoned enrolment does not survive the real one', async () => {
+  await account('victor', 'US');
+  const intruder = await password('victor');
+  let page = await post(intruder, intruder.after, '/enrol/profile');
+  page = await post(intruder, page, '/enrol/security-code', { code: '739153', confirm: '739153' });
+  page = await post(intruder, page, '/enrol/phone', { action: 'skip' });
+  page = await post(intruder, page, '/enrol/method', { method: 'setup-totp' });
+  const secret = /<code class="manual-key">([A-Z2-7]+)<\/code>/.exec(page.body)![1]!;
+  await post(intruder, page, '/enrol/totp', { action: 'confirm', code: await generate({ secret, epoch: Math.floor(clock.now().getTime() / 1000) }) });
+  // ...abandoned. The owner enrols with email, and is never shown the intruder's app.
+  const owner = await password('victor');
+  page = await post(owner, owner.after, '/enrol/profile');
+  page = await post(owner, page, '/enrol/security-code', { code: '739153', confirm: '739153' });
+  page = await post(owner, page, '/enrol/phone', { action: 'skip' });
+  expect(page.body).not.toContain('value="totp"');
+  page = await post(owner, page, '/enrol/method', { method: 'email-otp' });
+  const since = smtp.received.length;
+  page = await post(owner, page, '/enrol/recovery-codes');
+  // The recovery codes just shown prove nothing: the final challenge does not offer them.
+  expect(page.body).toContain('Enter the code we emailed');
+  expect(page.body).not.toContain('Use a recovery code');
+  page = await post(owner, page, '/second-factor', { code: await mailedCode('victor@example.com', since) });
+  expect(await claimsOf(owner, page)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'] });
+  const subject = gh.services.secondFactors.subjectOf((await gh.services.accounts.findByLogin('victor'))!);
+  expect(await gh.services.factors.totp.isEnrolled(subject)).toBe(false);
 });
 
 test('a step page without a password first is refused', async () => {

@@ -162,6 +162,12 @@ describe('malformed form posts get a 4xx, never a 500', () => {
     expect(page.status).toBeLessThan(500);
   });
 
+  test('a body that claims gzip but is not', async () => {
+    const page = await post('this is not gzip', undefined, { 'content-encoding': 'gzip' });
+    expect(page.status).toBeGreaterThanOrEqual(400);
+    expect(page.status).toBeLessThan(500);
+  });
+
   test('a JSON body', async () => {
     const page = await post(JSON.stringify({ csrf, login: 'carol', password: PASSWORD }), 'application/json');
     expect(page.status).toBeGreaterThanOrEqual(400);

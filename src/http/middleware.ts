@@ -119,8 +119,10 @@ export function requireHttps(issuer: string) {
   return async (ctx: Context, next: Next) => {
     if (httpsOnly && !ctx.secure && ctx.path !== '/health') {
       if (ctx.method === 'GET' || ctx.method === 'HEAD') {
+        // Only a path on our own origin: "//evil.example" or "/\\evil.example" must not become an open redirect.
+        const path = /^\/(?![/\\])/.test(ctx.originalUrl) ? ctx.originalUrl : '/';
         ctx.status = 301;
-        ctx.redirect(new URL(ctx.originalUrl, issuer).href);
+        ctx.redirect(new URL(issuer).origin + path);
         return;
       }
       ctx.throw(400, 'Gatehouse only accepts requests over https.');

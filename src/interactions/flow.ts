@@ -26,6 +26,7 @@ import type { PasswordHasher } from '../factors/password/password.js';
 import type { Clock } from '../factors/types.js';
 import { ACR, CLAIM_DESCRIPTIONS, SCOPE_DESCRIPTIONS } from '../oidc/scopes.js';
 import type { CsrfTokens } from './csrf.js';
+import type { GuessLimit } from './guess-limit.js';
 import { authenticationResult, decideRequirement, requestDemandsMfa } from './requirements.js';
 import type { SecondFactors } from './second-factors.js';
 import type { SignInState, SignInStates } from './state.js';
@@ -50,6 +51,7 @@ export interface FlowDeps {
   csrf: CsrfTokens;
   states: SignInStates;
   factors: SecondFactors;
+  guesses: GuessLimit;
   clock: Clock;
 }
 
@@ -80,8 +82,13 @@ export class SignInFlow {
 
   // ── shared helpers for the steps ───────────────────────────────────────────
 
-  details(ctx: Context): Promise<Details> {
-    return this.deps.provider.interactionDetails(ctx.req, ctx.res);
+  /** The interaction behind the browser's cookie; it must be the one the URL (and its CSRF token) names. */
+  async details(ctx: Context): Promise<Details> {
+    const details = await this.deps.provider.interactionDetails(ctx.req, ctx.res);
+    if (ctx.params.uid !== undefined && details.uid !== ctx.params.uid) {
+      throw Object.assign(new Error('This sign-in page has expired or was already used. Go back to the application and start the sign-in again.'), { status: 400, expose: true });
+    }
+    return details;
   }
 
   view(details: Details, template: string, locals: Record<string, unknown>, status = 200): Outcome {
@@ -128,8 +135,11 @@ export class SignInFlow {
     const { amr, acr } = authenticationResult(state.amr);
     await this.deps.states.finish(details.uid);
     await this.audit({ ctx, details, accountId: account.accountId }, 'signin.completed', 'success', { amr, acr });
+    // auth_time is when the password was entered; a step-up keeps the session's original sign-in time,
+    // so a later max_age still asks for the password.
+    const authTime = state.passwordAt ?? state.authTime ?? this.deps.clock.now();
     return this.finish(ctx, {
-      login: { accountId: account.accountId, amr, acr, remember: true, ts: Math.floor(this.deps.clock.now().getTime() / 1000) },
+      login: { accountId: account.accountId, amr, acr, remember: true, ts: Math.floor(new Date(authTime).getTime() / 1000) },
     });
   }
 
@@ -197,9 +207,10 @@ export class SignInFlow {
   }
 
   /** After the password (or, for step-up, the existing session): what else the policy requires. */
-  async afterPrimary(ctx: Context, details: Details, account: AccountDocument, amr: string[], passwordAt: Date | null): Promise<Outcome> {
+  async afterPrimary(ctx: Context, details: Details, account: AccountDocument, amr: string[], passwordAt: Date | null, authTime: Date | null = null): Promise<Outcome> {
     const policy = this.deps.factors.policyFor(account.market);
-    const enrolled = Boolean(account.mfa?.enrolledAt) && (await this.deps.factors.availableMethods(account)).length > 0;
+    // Enrolled means enrolled, even if its methods are not allowed any more: never fall back to the password alone.
+    const enrolled = Boolean(account.mfa?.enrolledAt);
     const requirement = decideRequirement({
       mfa: policy.mfa,
       allowDeferral: policy.allowDeferral,
@@ -210,6 +221,7 @@ export class SignInFlow {
       _id: details.uid,
       accountId: account.accountId,
       passwordAt,
+      authTime,
       amr,
       expiresAt: new Date((details.exp ?? Math.floor(Date.now() / 1000) + 3600) * 1000),
     };
@@ -220,6 +232,10 @@ export class SignInFlow {
     if (requirement.kind === 'second-factor') {
       const state = await this.deps.states.start({ ...base, step: 'second-factor', deferralAllowed: false });
       return this.secondFactorStep.begin({ ctx, details, state, account });
+    }
+    if (!passwordAt) {
+      // Enrolment binds new factors to the account: never on the strength of a session alone.
+      return this.loginView(details, await this.clientName(details));
     }
     const state = await this.deps.states.start({ ...base, step: 'enrol-profile', deferralAllowed: requirement.deferrable });
     return this.enrolmentStep.page({ ctx, details, state, account });
@@ -235,7 +251,8 @@ export class SignInFlow {
     const session = await this.deps.provider.Session.findByUid(details.session!.uid);
     const earned = session?.amr?.length ? [...session.amr] : ['pwd'];
     await this.audit({ ctx, details, accountId }, 'signin.step_up', 'success', { from: session?.acr ?? ACR.password });
-    return this.afterPrimary(ctx, details, account, earned.filter((v) => v !== 'mfa'), null);
+    const loginTs = (session as { loginTs?: number } | undefined)?.loginTs;
+    return this.afterPrimary(ctx, details, account, earned.filter((v) => v !== 'mfa'), null, loginTs ? new Date(loginTs * 1000) : null);
   }
 
   // ── consent ────────────────────────────────────────────────────────────────

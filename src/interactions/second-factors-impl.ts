@@ -3,6 +3,7 @@
  * policy (src/policy). Which methods an account may use = what it has set up ∩ what its market allows.
  */
 import type { AccountDocument } from '../accounts/account.model.js';
+import type { AccountService } from '../accounts/accounts.js';
 import { subjectFromAccount, type Factors, type OtpChallengeResult } from '../factors/index.js';
 import type { ChallengeContext, VerifyOutcome } from '../factors/types.js';
 import type { PolicySource } from '../policy/policy-store.js';
@@ -15,7 +16,7 @@ function toSendResult(result: OtpChallengeResult): SendResult {
   return { ok: false, reason: 'unavailable' };
 }
 
-export function createSecondFactors(factors: Factors, policies: PolicySource): SecondFactors {
+export function createSecondFactors(factors: Factors, policies: PolicySource, accounts: AccountService): SecondFactors {
   const subjectOf = (account: AccountDocument) => subjectFromAccount(account);
   const policyFor = (market: string) => policies.policyFor(market);
 
@@ -92,6 +93,11 @@ export function createSecondFactors(factors: Factors, policies: PolicySource): S
 
     async regenerateRecoveryCodes(account) {
       return (await factors.recoveryCodes.enrol(subjectOf(account))).codes;
+    },
+
+    async discardLeftovers(account, keep) {
+      if (!keep.totp) await factors.totp.remove(subjectOf(account));
+      if (!keep.phone) await accounts.model.updateOne({ accountId: account.accountId }, { $set: { phoneVerified: false } }).exec();
     },
   };
 }

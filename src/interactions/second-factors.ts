@@ -32,6 +32,8 @@ export interface SecondFactors {
   startTotp(account: AccountDocument): Promise<{ secret: string; qrCodeDataUrl: string }>;
   confirmTotp(account: AccountDocument, code: string): Promise<VerifyOutcome>;
   regenerateRecoveryCodes(account: AccountDocument): Promise<string[]>;
+  /** Removes an authenticator app / un-verifies a phone that the finishing enrolment did not set up itself. */
+  discardLeftovers(account: AccountDocument, keep: { totp: boolean; phone: boolean }): Promise<void>;
 }
 
 export const METHOD_LABELS: Record<SecondFactorMethod, { switchTo: string; option: string }> = {

@@ -39,8 +39,12 @@ export interface SignInState {
   /** Enrolment progress: a phone number awaiting its verification code, whether TOTP was confirmed. */
   pendingPhone?: string | null;
   totpConfirmed?: boolean;
-  /** Wrong second-factor answers in this interaction, across methods. */
-  failures?: number;
+  /** Methods the second-factor step must not offer (recovery codes just shown at enrolment). */
+  excludeMethods?: SecondFactorMethod[];
+  /** The mobile number was verified in this interaction (else a leftover verification is not trusted). */
+  phoneVerifiedHere?: boolean;
+  /** Step-up: when the session's original sign-in happened, kept as the new login's auth_time. */
+  authTime?: Date | null;
   expiresAt: Date;
 }
 
@@ -56,7 +60,9 @@ const stateSchema = new Schema<SignInState>(
     deferralAllowed: { type: Boolean, default: false },
     pendingPhone: { type: String, default: null },
     totpConfirmed: { type: Boolean, default: false },
-    failures: { type: Number, default: 0 },
+    excludeMethods: { type: [String], default: [] },
+    phoneVerifiedHere: { type: Boolean, default: false },
+    authTime: { type: Date, default: null },
     expiresAt: { type: Date, required: true },
   },
   { collection: 'signin_states', versionKey: false, timestamps: true },
@@ -86,12 +92,6 @@ export class SignInStates {
     const update: Record<string, unknown> = { $set: change };
     if (addAmr.length) update.$addToSet = { amr: { $each: addAmr } };
     return this.model.findOneAndUpdate({ _id: uid }, update, { returnDocument: 'after' }).lean<SignInState>().exec();
-  }
-
-  /** Counts a wrong answer atomically; returns the new count (0 if the state is gone). */
-  async recordFailure(uid: string): Promise<number> {
-    const state = await this.model.findOneAndUpdate({ _id: uid }, { $inc: { failures: 1 } }, { returnDocument: 'after' }).lean<SignInState>().exec();
-    return state?.failures ?? 0;
   }
 
   async finish(uid: string): Promise<void> {

@@ -20,7 +20,8 @@ export function accountClaims(account: AccountFields): Record<string, unknown> {
 export function createFindAccount(accounts: AccountService): FindAccount {
   return async (_ctx, sub): Promise<Account | undefined> => {
     const account = await accounts.findByAccountId(sub);
-    if (!account || account.status === 'disabled') return undefined;
+    // A disabled or locked account is not found, which ends its existing sessions.
+    if (!account || account.status !== 'active') return undefined;
     const claims = accountClaims(account);
     return {
       accountId: account.accountId,

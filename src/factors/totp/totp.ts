@@ -127,6 +127,11 @@ export class TotpFactor implements Factor<void, TotpEnrolment, void> {
     return { ok: true };
   }
 
+  /** Removes every authenticator of the account, confirmed or not. */
+  async remove(subject: FactorSubject): Promise<void> {
+    await this.credentials.deleteMany({ accountId: subject.accountId, type: 'totp' });
+  }
+
   /** Nothing to send: the code is in the user's app. */
   async challenge(): Promise<void> {}
 

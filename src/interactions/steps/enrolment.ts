@@ -120,7 +120,7 @@ export class EnrolmentStep implements EnrolmentStepApi {
     }
     await this.flow.audit({ ...current, accountId: account.accountId }, 'mfa.phone_verified', 'success');
     const refreshed = (await this.flow.deps.accounts.findByAccountId(account.accountId)) ?? account;
-    return this.go({ ...current, account: refreshed }, 'enrol-method', {}, { pendingPhone: null }, outcome.amr);
+    return this.go({ ...current, account: refreshed }, 'enrol-method', {}, { pendingPhone: null, phoneVerifiedHere: true }, outcome.amr);
   }
 
   async totp(current: Current, action: string, code: string): Promise<Outcome> {
@@ -150,11 +150,15 @@ export class EnrolmentStep implements EnrolmentStepApi {
   /** Enrolment is done: record it, then finish with a second factor unless one was already proven. */
   private async complete(current: Current): Promise<Outcome> {
     const now = this.flow.deps.clock.now();
+    // Only what this enrolment set up counts: an authenticator or phone left by an abandoned earlier
+    // attempt (perhaps by someone else who had the password) must not survive into the enrolled account.
+    await this.flow.deps.factors.discardLeftovers(current.account, { totp: Boolean(current.state.totpConfirmed), phone: Boolean(current.state.phoneVerifiedHere) });
     await this.flow.deps.accounts.updateMfa(current.account.accountId, { set: { enrolledAt: now } });
     await this.flow.audit({ ...current, accountId: current.account.accountId }, 'mfa.enrolled', 'success');
     const account = (await this.flow.deps.accounts.findByAccountId(current.account.accountId)) ?? current.account;
     if (hasPossessionFactor(current.state.amr)) return this.flow.finishLogin({ ...current, account });
-    const state = await this.flow.deps.states.update(current.details.uid, { step: 'second-factor' });
+    // The recovery codes were just shown on screen: they prove nothing the password did not.
+    const state = await this.flow.deps.states.update(current.details.uid, { step: 'second-factor', excludeMethods: ['recovery-codes'] });
     return this.flow.secondFactorStep.begin({ ...current, account, state: state ?? current.state });
   }
 }

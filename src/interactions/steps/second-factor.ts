@@ -9,9 +9,6 @@ import type { Current, Outcome, SecondFactorStepApi, SignInFlow } from '../flow.
 import { METHOD_LABELS, sendFailureMessage, type SendResult } from '../second-factors.js';
 import type { SecondFactorMethod } from '../state.js';
 
-/** Wrong answers allowed in one sign-in before it is stopped and must start over with the password. */
-export const MAX_FAILURES_PER_SIGN_IN = 10;
-
 const FAILURE_MESSAGES: Record<VerifyFailure, string> = {
   invalid: 'That code is not right. Check it and try again.',
   expired: 'That code has expired. Ask for a new one.',
@@ -33,15 +30,21 @@ const sendMessage = (result: SendResult) => sendFailureMessage(result, 'Use anot
 export class SecondFactorStep implements SecondFactorStepApi {
   constructor(private readonly flow: SignInFlow) {}
 
+  /** The methods this sign-in may use: what the account has and its policy allows, minus exclusions. */
+  private async methods(current: Current): Promise<SecondFactorMethod[]> {
+    const excluded = new Set(current.state.excludeMethods ?? []);
+    return (await this.flow.deps.factors.availableMethods(current.account)).filter((m) => !excluded.has(m));
+  }
+
+  /** Enrolled, but nothing usable is left (e.g. the policy no longer allows its factors): say so, never skip. */
+  private noMethod(current: Current): Outcome {
+    return this.flow.view(current.details, 'error', { title: 'Cannot verify', heading: 'We cannot verify you right now', message: 'None of your verification methods is available. Contact your administrator.', detail: null, code: 'no_second_factor' }, 403);
+  }
+
   /** Enters the step with the account's default method (sending a code when that method needs one). */
   async begin(current: Current): Promise<Outcome> {
-    const methods = await this.flow.deps.factors.availableMethods(current.account);
-    const method = methods[0];
-    if (!method) {
-      // Enrolled, but nothing usable is left (e.g. the policy no longer allows its factors): say so.
-      return this.flow.view(current.details, 'error', { title: 'Cannot verify', heading: 'We cannot verify you right now', message: 'None of your verification methods is available. Contact your administrator.', detail: null, code: 'no_second_factor' }, 403);
-    }
-    return this.use(current, method);
+    const method = (await this.methods(current))[0];
+    return method ? this.use(current, method) : this.noMethod(current);
   }
 
   private async use(current: Current, method: SecondFactorMethod, notice?: string): Promise<Outcome> {
@@ -57,8 +60,9 @@ export class SecondFactorStep implements SecondFactorStepApi {
   }
 
   async page(current: Current, extra: Record<string, unknown> = {}, status = 200): Promise<Outcome> {
-    const methods = await this.flow.deps.factors.availableMethods(current.account);
-    const method = current.state.method && methods.includes(current.state.method) ? current.state.method : methods[0]!;
+    const methods = await this.methods(current);
+    const method = current.state.method && methods.includes(current.state.method) ? current.state.method : methods[0];
+    if (!method) return this.noMethod(current);
     const { email, phone } = current.account;
     const destination = method === 'sms-otp' ? maskPhone(phone ?? '') : maskEmail(email ?? '');
     return this.flow.view(
@@ -81,25 +85,28 @@ export class SecondFactorStep implements SecondFactorStepApi {
     const { deps } = this.flow;
     const method = current.state.method;
     if (current.state.step !== 'second-factor' || !method) return this.flow.stepView(current);
+    if (!(await this.methods(current)).includes(method)) return this.page(current, { error: FAILURE_MESSAGES.not_enrolled }, 400);
+    const accountId = current.account.accountId;
+    // Each code has its own cap; this bounds guessing per account across sign-ins and methods (TOTP, recovery codes).
+    if (!(await deps.guesses.take(accountId))) {
+      await this.flow.audit({ ...current, accountId }, 'signin.second_factor', 'failure', { method, reason: 'guess_limit' });
+      await deps.states.finish(current.details.uid);
+      return this.flow.view(current.details, 'error', { title: 'Too many attempts', heading: 'Too many wrong codes', message: 'For your security, verification is paused for this account. Try again in 15 minutes.', detail: null, code: 'too_many_attempts' }, 429);
+    }
     const outcome = await deps.factors.verify(method, current.account, code, this.flow.challengeContext(current.ctx, current.details));
     if (!outcome.ok) {
-      await this.flow.audit({ ...current, accountId: current.account.accountId }, 'signin.second_factor', 'failure', { method, reason: outcome.reason });
-      // Each code has its own cap; this one bounds guessing across methods (TOTP, recovery codes) too.
-      if ((await deps.states.recordFailure(current.details.uid)) >= MAX_FAILURES_PER_SIGN_IN) {
-        await deps.states.finish(current.details.uid);
-        return this.flow.view(current.details, 'error', { title: 'Too many attempts', heading: 'Too many wrong codes', message: 'For your security this sign-in has been stopped. Go back to the application and sign in again.', detail: null, code: 'too_many_attempts' }, 429);
-      }
+      await this.flow.audit({ ...current, accountId }, 'signin.second_factor', 'failure', { method, reason: outcome.reason });
       const left = outcome.reason === 'invalid' && outcome.attemptsLeft !== undefined ? ` ${outcome.attemptsLeft} ${outcome.attemptsLeft === 1 ? 'try' : 'tries'} left.` : '';
       return this.page(current, { error: FAILURE_MESSAGES[outcome.reason] + left }, 401);
     }
-    await this.flow.audit({ ...current, accountId: current.account.accountId }, 'signin.second_factor', 'success', { method });
+    await deps.guesses.clear(accountId);
+    await this.flow.audit({ ...current, accountId }, 'signin.second_factor', 'success', { method });
     const state = await deps.states.update(current.details.uid, {}, outcome.amr);
     return this.flow.finishLogin({ ...current, state: state ?? current.state });
   }
 
   async switchMethod(current: Current, method: string): Promise<Outcome> {
-    const methods = await this.flow.deps.factors.availableMethods(current.account);
-    const chosen = methods.find((m) => m === method);
+    const chosen = (await this.methods(current)).find((m) => m === method);
     if (current.state.step !== 'second-factor' || !chosen) return this.page(current, { error: 'Choose one of the ways offered below.' }, 400);
     return this.use(current, chosen);
   }

@@ -1,0 +1,54 @@
+/**
+ * How many wrong second-factor answers an account may give in a window, across every interaction and
+ * method. The slot is taken before the answer is checked (one atomic update), so parallel guesses
+ * cannot slip past the limit, and starting a new sign-in does not reset it. A correct answer clears it.
+ * (Lockout with escalation and admin unlock comes with the lockout work; this bounds guessing now.)
+ */
+import { Schema, type Connection, type Model } from 'mongoose';
+import type { Clock } from '../factors/types.js';
+
+interface GuessWindow {
+  _id: string; // accountId
+  count: number;
+  expiresAt: Date;
+}
+
+const schema = new Schema<GuessWindow>({ _id: String, count: Number, expiresAt: Date }, { collection: 'mfa_guess_windows', versionKey: false });
+schema.index({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'expiresAt_ttl' });
+
+export class GuessLimit {
+  readonly model: Model<GuessWindow>;
+
+  constructor(
+    connection: Connection,
+    private readonly clock: Clock,
+    readonly maxGuesses = 10,
+    readonly windowSeconds = 15 * 60,
+  ) {
+    this.model = (connection.models.GuessWindow as Model<GuessWindow> | undefined) ?? connection.model<GuessWindow>('GuessWindow', schema);
+  }
+
+  /** Takes one guess for the account; false when its window is used up (nothing is checked then). */
+  async take(accountId: string): Promise<boolean> {
+    const now = this.clock.now();
+    await this.model.deleteOne({ _id: accountId, expiresAt: { $lte: now } }).exec();
+    try {
+      const window = await this.model
+        .findOneAndUpdate(
+          { _id: accountId, count: { $lt: this.maxGuesses } },
+          { $inc: { count: 1 }, $setOnInsert: { expiresAt: new Date(now.getTime() + this.windowSeconds * 1000) } },
+          { upsert: true, returnDocument: 'after' },
+        )
+        .exec();
+      return window !== null;
+    } catch (err) {
+      // The window exists and is full: the conditional update found nothing and the upsert collided.
+      if ((err as { code?: number }).code === 11000) return false;
+      throw err;
+    }
+  }
+
+  async clear(accountId: string): Promise<void> {
+    await this.model.deleteOne({ _id: accountId }).exec();
+  }
+}
