@@ -16,7 +16,12 @@ import type { AccountService } from './accounts.js';
 /** The collection where each second factor keeps its secrets, keyed by `accountId`. */
 const CREDENTIALS_COLLECTION = 'credentials';
 
-export type RawAccount = AccountFields & { mfa?: unknown; lockedUntil?: Date | null };
+export type RawAccount = AccountFields & { lockedUntil?: Date | null };
+
+/** Enrolled in a second factor: the enrolment has a date (see issue 4's `mfa` state). */
+function secondFactorEnrolled(a: RawAccount): boolean {
+  return Boolean((a.mfa as { enrolledAt?: unknown } | null | undefined)?.enrolledAt);
+}
 
 export interface AccountView {
   accountId: string;
@@ -30,6 +35,7 @@ export interface AccountView {
   roles: string[];
   status: AccountStatus;
   hasPassword: boolean;
+  secondFactorEnrolled: boolean;
   lockedUntil: string | null;
   createdAt: string;
   updatedAt: string;
@@ -49,6 +55,7 @@ export function accountView(a: RawAccount): AccountView {
     roles: [...(a.roles ?? [])],
     status: a.status,
     hasPassword: Boolean(a.passwordHash),
+    secondFactorEnrolled: secondFactorEnrolled(a),
     lockedUntil: a.lockedUntil instanceof Date ? a.lockedUntil.toISOString() : null,
     createdAt: new Date(a.createdAt).toISOString(),
     updatedAt: new Date(a.updatedAt).toISOString(),
@@ -223,7 +230,7 @@ export class AccountAdmin {
     const before = (await this.collection.findOneAndUpdate({ accountId }, { $unset: { mfa: '' }, $set: { updatedAt: new Date() } }, { returnDocument: 'before' })) as unknown as RawAccount | null;
     if (!before) throw new NotFoundError(`no account with id "${accountId}"`);
     const removed = await this.connection.collection(CREDENTIALS_COLLECTION).deleteMany({ accountId });
-    return { credentialsRemoved: removed.deletedCount, hadSecondFactor: before.mfa !== undefined && before.mfa !== null };
+    return { credentialsRemoved: removed.deletedCount, hadSecondFactor: secondFactorEnrolled(before) };
   }
 
   /** Ends every session and revokes every grant (with its tokens and codes) of the account. */

@@ -75,8 +75,4 @@ export class Invitations {
     // Found by hash; confirm in constant time before trusting the match.
     return timingSafeEqual(Buffer.from(doc.tokenHash, 'hex'), tokenHash) ? doc.accountId : null;
   }
-
-  async revokeFor(accountId: string): Promise<number> {
-    return (await this.collection.deleteMany({ accountId })).deletedCount;
-  }
 }

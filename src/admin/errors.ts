@@ -69,6 +69,8 @@ export function adminErrors(log: Logger) {
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) throw new AdminHttpError(404, 'not_found', 'There is no such admin API endpoint.');
+      // The router answers a known path with the wrong method (405, with Allow) or an unknown method (501) without a body.
+      if ((ctx.status === 405 || ctx.status === 501) && !ctx.body) throw new AdminHttpError(405, 'method_not_allowed', 'This endpoint does not accept that HTTP method.');
     } catch (err) {
       let status: number;
       let body: Record<string, unknown>;

@@ -17,7 +17,7 @@ export const limitParam = z
   .refine((n) => n >= 1 && n <= MAX_PAGE, `must be a whole number from 1 to ${MAX_PAGE}`)
   .optional();
 
-export const cursorParam = z.string().max(512, 'is not a cursor from this list').optional();
+export const cursorParam = z.string().min(1, 'is not a cursor from this list').max(512, 'is not a cursor from this list').optional();
 
 export function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.infer<T> {
   const parsed = schema.safeParse({ ...ctx.query });
@@ -33,6 +33,12 @@ export function parseBody<T extends z.ZodType>(ctx: Context, schema: T, what: st
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw InputError.fromZod(parsed.error, `invalid ${what}`);
   return parsed.data;
+}
+
+/** Middleware for endpoints that act without input: any field sent is refused, so a garbled request never acts. */
+export async function noFields(ctx: Context, next: () => Promise<unknown>): Promise<void> {
+  parseBody(ctx, z.object({}).strict(), 'request');
+  await next();
 }
 
 export function encodeCursor(list: string, position: unknown[]): string {

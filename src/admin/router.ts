@@ -23,10 +23,16 @@ export const ADMIN_PREFIX = '/admin/api';
 export const OPENAPI_FILE = path.join(projectRoot, 'src', 'admin', 'openapi.json');
 const JSON_LIMIT = '64kb';
 
-/** A body must be JSON, say so, and parse; nothing else reaches the routes. */
+const BODY_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE'];
+
+/**
+ * A body must be a JSON object in UTF-8, labelled application/json, and parse; nothing else reaches
+ * the routes (even those that ignore their body, so a garbled request never acts).
+ */
 function jsonBodies(): Middleware {
   const parse = bodyParser({
     enableTypes: ['json'],
+    parsedMethods: BODY_METHODS,
     jsonLimit: JSON_LIMIT,
     jsonStrict: true,
     encoding: 'utf-8',
@@ -38,20 +44,29 @@ function jsonBodies(): Middleware {
     },
   });
   return async (ctx: Context, next: Next) => {
+    if (!BODY_METHODS.includes(ctx.method)) return next();
     if (ctx.request.length === 0 || !ctx.request.is('*/*')) {
       // No body at all; routes that need one say what is missing.
       ctx.request.body = {};
       return next();
     }
-    if (!ctx.request.is('application/json', '+json')) {
-      throw new AdminHttpError(415, 'unsupported_media_type', 'Send the request body as application/json.');
+    const charset = ctx.request.charset.toLowerCase();
+    if (!ctx.request.is('application/json', '+json') || (charset && charset !== 'utf-8' && charset !== 'utf8')) {
+      throw new AdminHttpError(415, 'unsupported_media_type', 'Send the request body as application/json in UTF-8.');
     }
-    return parse(ctx, next);
+    return parse(ctx, async () => {
+      const body: unknown = ctx.request.body;
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+        throw new AdminHttpError(400, 'invalid_request', 'The request body must be a JSON object.');
+      }
+      await next();
+    });
   };
 }
 
-export function adminApi(services: Services): Middleware {
-  const { admin, audit, provider, accounts, clients, log } = services;
+/** The API's routers: the public OpenAPI document, and everything behind authentication. */
+export function adminRouters(services: Services): { open: Router; api: Router } {
+  const { admin, audit, provider, accounts, clients } = services;
   const openapi = readFileSync(OPENAPI_FILE, 'utf8');
   const guard = permissionGuard(audit);
 
@@ -71,15 +86,18 @@ export function adminApi(services: Services): Middleware {
   clientRoutes(api, admin, clients, guard);
   registrationTokenRoutes(api, admin, guard);
   auditRoutes(api, audit, guard);
+  return { open, api };
+}
 
-  const methodNotAllowed = () => new AdminHttpError(405, 'method_not_allowed', 'This endpoint does not accept that HTTP method.');
+export function adminApi(services: Services): Middleware {
+  const { open, api } = adminRouters(services);
   const handle = compose([
-    adminErrors(log),
+    adminErrors(services.log),
     jsonBodies(),
     open.routes(),
-    open.allowedMethods({ throw: true, methodNotAllowed, notImplemented: methodNotAllowed }),
+    open.allowedMethods(),
     api.routes(),
-    api.allowedMethods({ throw: true, methodNotAllowed, notImplemented: methodNotAllowed }),
+    api.allowedMethods(),
   ] as Middleware[]);
 
   return async (ctx, next) => {

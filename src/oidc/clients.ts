@@ -297,8 +297,8 @@ export class ClientRegistry {
     const changes: UpdatedClient['changes'] = {};
     for (const field of new Set([...Object.keys(patch), ...(patch.grant_types ? ['response_types'] : [])])) {
       const was = comparable(field, before[field]);
-      const now = comparable(field, after[field]);
-      if (JSON.stringify(was) !== JSON.stringify(now)) changes[field] = { before: was, after: now };
+      const is = comparable(field, after[field]);
+      if (JSON.stringify(was) !== JSON.stringify(is)) changes[field] = { before: was, after: is };
     }
     return { client: record(updated), changes, ...(clientSecret ? { clientSecret } : {}), secretRemoved };
   }

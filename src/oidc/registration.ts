@@ -122,10 +122,6 @@ export class RegistrationTokenStore {
     if (!doc) throw new NotFoundError(`no registration token with id "${id}"`);
     return view(doc);
   }
-
-  consume(token: string) {
-    return consumeRegistrationToken(this.connection, token);
-  }
 }
 
 /**
@@ -182,6 +178,13 @@ export function registrationFeatures(connection: Connection): Pick<NonNullable<C
       enabled: true,
       initialAccessToken: true,
       issueRegistrationAccessToken: true,
+      // Runs before the policies: an initial access token not minted by Gatehouse (so without its
+      // policy, which enforces the client rules and the use count) registers nothing.
+      idFactory(ctx) {
+        const iat = (ctx as KoaContextWithOIDC).oidc.entities.InitialAccessToken as { policies?: string[] } | undefined;
+        if (!iat?.policies?.includes(REGISTRATION_POLICY)) throw new errors.InvalidToken('this initial access token was not issued by a Gatehouse administrator');
+        return randomBytes(16).toString('base64url');
+      },
       policies: {
         async [REGISTRATION_POLICY](ctx, properties) {
           const oidcCtx = ctx as KoaContextWithOIDC;

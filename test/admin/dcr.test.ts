@@ -101,6 +101,15 @@ test('an expired or revoked initial access token is refused', async () => {
   expect(await auditEntries(gh, { type: 'admin.registration_token.revoked', 'target.id': revoked.id })).toHaveLength(1);
 });
 
+test("an initial access token made without Gatehouse's policy (so without its rules and use count) registers nothing", async () => {
+  const bare = await new gh.services.provider.InitialAccessToken({}).save();
+  const before = await gh.services.connection.collection('clients').countDocuments();
+  const res = await register(webClient, bare);
+  expect(res.status).toBe(401);
+  expect(res.body.error).toBe('invalid_token');
+  expect(await gh.services.connection.collection('clients').countDocuments()).toBe(before);
+});
+
 test('minting validates its input', async () => {
   for (const body of [{ maxUses: 0 }, { maxUses: 1.5 }, { expiresInSeconds: 5 }, { expiresInSeconds: 10 ** 9 }, { maxUses: '3' }, { token: 'chosen' }]) {
     const res = await api(gh, 'POST', '/registration-tokens', { token: admin.token, body });

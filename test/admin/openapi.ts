@@ -57,3 +57,18 @@ export function assertConforms(method: string, url: string, status: number, body
     throw new Error(`OpenAPI: ${method} ${template} ${status} does not match its schema: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body).slice(0, 1000)}`);
   }
 }
+
+/** Compiles the JSON schema of every documented response; returns how many there are. */
+export function compileEveryResponseSchema(): number {
+  let count = 0;
+  for (const { method, template } of documentedOperations()) {
+    const responses = (openapi.paths[template]![method] as { responses: Record<string, Json> }).responses;
+    for (const [status, response] of Object.entries(responses)) {
+      const location = typeof response.$ref === 'string' ? response.$ref.slice(2).split('/') : ['paths', template, method, 'responses', status];
+      const ref = `openapi.json#/${pointer([...location, 'content', 'application/json', 'schema'])}`;
+      if (!validators.has(ref)) validators.set(ref, ajv.compile({ $ref: ref }));
+      count += 1;
+    }
+  }
+  return count;
+}

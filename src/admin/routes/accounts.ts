@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { ACCOUNT_STATUS_FILTER, accountPatch, roleName, type StatusAction } from '../../accounts/account-admin.js';
 import type { AdminServices } from '../services.js';
 import { call, type Guard } from '../guard.js';
-import { cursorParam, decodeCursor, DEFAULT_PAGE, encodeCursor, idParam, limitParam, parseBody, parseQuery } from '../http-input.js';
+import { cursorParam, decodeCursor, DEFAULT_PAGE, encodeCursor, idParam, limitParam, noFields, parseBody, parseQuery } from '../http-input.js';
 
 const listQuery = z
   .object({
@@ -70,24 +70,24 @@ export function accountRoutes(router: Router, admin: AdminServices, guard: Guard
   });
 
   for (const action of ['disable', 'enable', 'unlock'] as const satisfies readonly StatusAction[]) {
-    router.post(`/accounts/:accountId/${action}`, guard('accounts:support'), async (ctx) => {
+    router.post(`/accounts/:accountId/${action}`, guard('accounts:support'), noFields, async (ctx) => {
       ctx.body = await accountOps.setStatus(idParam(ctx.params.accountId, 'account'), action, call(ctx));
     });
   }
 
-  router.post('/accounts/:accountId/reset-second-factor', guard('accounts:support'), async (ctx) => {
+  router.post('/accounts/:accountId/reset-second-factor', guard('accounts:support'), noFields, async (ctx) => {
     ctx.body = await accountOps.resetSecondFactor(idParam(ctx.params.accountId, 'account'), call(ctx));
   });
 
-  router.post('/accounts/:accountId/password-reset', guard('accounts:support'), async (ctx) => {
+  router.post('/accounts/:accountId/password-reset', guard('accounts:support'), noFields, async (ctx) => {
     await accountOps.requestPasswordReset(idParam(ctx.params.accountId, 'account'), call(ctx));
   });
 
-  router.post('/accounts/:accountId/revoke-sessions', guard('accounts:write'), async (ctx) => {
+  router.post('/accounts/:accountId/revoke-sessions', guard('accounts:write'), noFields, async (ctx) => {
     ctx.body = { revoked: await accountOps.revokeSessions(idParam(ctx.params.accountId, 'account'), call(ctx)) };
   });
 
-  router.post('/accounts/:accountId/invitation', guard('accounts:write'), async (ctx) => {
+  router.post('/accounts/:accountId/invitation', guard('accounts:write'), noFields, async (ctx) => {
     ctx.body = { invitation: await accountOps.resendInvitation(idParam(ctx.params.accountId, 'account'), call(ctx)) };
   });
 }

@@ -10,7 +10,7 @@ import { grantShapeProblems } from '../../oidc/client-rules.js';
 import type { ClientRegistry } from '../../oidc/clients.js';
 import type { AdminServices } from '../services.js';
 import { call, type Guard } from '../guard.js';
-import { cursorParam, decodeCursor, DEFAULT_PAGE, encodeCursor, idParam, limitParam, parseBody, parseQuery } from '../http-input.js';
+import { cursorParam, decodeCursor, DEFAULT_PAGE, encodeCursor, idParam, limitParam, noFields, parseBody, parseQuery } from '../http-input.js';
 
 const listQuery = z.object({ limit: limitParam, cursor: cursorParam }).strict();
 
@@ -97,12 +97,12 @@ export function clientRoutes(router: Router, admin: AdminServices, clients: Clie
     ctx.body = { ...clientJson(updated.client), ...(updated.clientSecret ? { client_secret: updated.clientSecret } : {}) };
   });
 
-  router.post('/clients/:clientId/secret', guard('clients:write'), async (ctx) => {
+  router.post('/clients/:clientId/secret', guard('clients:write'), noFields, async (ctx) => {
     const rotated = await clientOps.rotateSecret(idParam(ctx.params.clientId, 'client'), call(ctx));
     ctx.body = { client_id: rotated.clientId, client_secret: rotated.clientSecret };
   });
 
-  router.delete('/clients/:clientId', guard('clients:write'), async (ctx) => {
+  router.delete('/clients/:clientId', guard('clients:write'), noFields, async (ctx) => {
     const clientId = idParam(ctx.params.clientId, 'client');
     const { revoked } = await clientOps.remove(clientId, call(ctx));
     ctx.body = { client_id: clientId, deleted: true, revoked };

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { MAX_REGISTRATION_TOKEN_SECONDS } from '../../oidc/registration.js';
 import type { AdminServices } from '../services.js';
 import { call, type Guard } from '../guard.js';
-import { idParam, parseBody } from '../http-input.js';
+import { idParam, noFields, parseBody } from '../http-input.js';
 
 const createBody = z
   .object({
@@ -29,7 +29,7 @@ export function registrationTokenRoutes(router: Router, admin: AdminServices, gu
     ctx.body = minted;
   });
 
-  router.delete('/registration-tokens/:tokenId', guard('registration-tokens:write'), async (ctx) => {
+  router.delete('/registration-tokens/:tokenId', guard('registration-tokens:write'), noFields, async (ctx) => {
     ctx.body = await admin.clientOps.revokeRegistrationToken(idParam(ctx.params.tokenId, 'registration token'), call(ctx));
   });
 }
