@@ -16,6 +16,7 @@ interface CreateOptions {
   jwksFile?: string;
   scope?: string;
   firstParty?: boolean;
+  requireMfa?: boolean;
   json?: boolean;
 }
 
@@ -99,6 +100,7 @@ export function clientCommands(io: CliIO): Command {
     .option('--jwks-file <path>', "file with the client's public JWK Set (for private_key_jwt)")
     .option('--scope <scopes>', 'space-separated scopes the client may request, e.g. "openid profile"')
     .option('--first-party', 'trusted first-party application: skips the consent page')
+    .option('--require-mfa', 'every sign-in to this client needs a second factor, whatever the account\'s market policy says')
     .option('--json', 'print the result as JSON')
     .action(async (opts: CreateOptions) => {
       const env = cliEnvironment();
@@ -112,6 +114,7 @@ export function clientCommands(io: CliIO): Command {
         ...(opts.scope !== undefined ? { scope: opts.scope } : {}),
         ...(jwks ? { jwks } : {}),
         firstParty: opts.firstParty === true,
+        requireMfa: opts.requireMfa === true,
       };
       const created = await withServices(env, (services) => services.admin.clientOps.create(input, cliCall()));
       const { client_id: _id, ...metadata } = created.metadata;

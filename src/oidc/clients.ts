@@ -4,6 +4,7 @@
  * exactly what we write, and every client is validated by oidc-provider's own schema plus
  * Gatehouse's rules (clientMetadataProblems), whichever way it was registered.
  */
+import { ACR } from './scopes.js';
 import { randomBytes } from 'node:crypto';
 import type { Connection } from 'mongoose';
 import type Provider from 'oidc-provider';
@@ -40,6 +41,8 @@ export const newClientInput = z.object({
   authMethod: z.enum(AUTH_METHODS).default('client_secret_basic'),
   scope: scopeRule.optional(),
   firstParty: z.boolean().default(false),
+  /** Every sign-in to this client needs a second factor (default_acr_values), whatever the market policy says. */
+  requireMfa: z.boolean().default(false),
   jwks: jwksRule.optional(),
   clientId: z.string().regex(/^[A-Za-z0-9._~-]{3,128}$/, 'must be 3-128 URL-safe characters').optional(),
   clientSecret: z.string().min(32, 'must be at least 32 characters').optional(),
@@ -203,6 +206,7 @@ export class ClientRegistry {
       response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
       token_endpoint_auth_method: c.authMethod,
       first_party: c.firstParty,
+      ...(c.requireMfa ? { default_acr_values: [ACR.multiFactor] } : {}),
       ...(c.scope ? { scope: c.scope } : {}),
       ...(c.jwks ? { jwks: c.jwks } : {}),
     };

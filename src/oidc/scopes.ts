@@ -12,6 +12,9 @@ export const SCOPE_DESCRIPTIONS: Record<string, string> = {
   email: 'See your email address',
   phone: 'See your phone number',
   offline_access: 'Stay connected when you are not using it (keep access until you sign out or revoke it)',
+  admin: 'Administer Gatehouse: applications, accounts and the audit log (full access)',
+  'admin:helpdesk': 'Help people with their accounts (unlock, disable, reset two-step verification)',
+  'admin:auditor': 'Read Gatehouse’s settings and audit log',
 };
 
 export const CLAIM_DESCRIPTIONS: Record<string, string> = {
