@@ -20,6 +20,7 @@ import type { Config } from './config.js';
 import type { SecretBox } from './crypto/secret-box.js';
 import { demoRoutes } from './demo/demo-rp.js';
 import { createFactors, type Factors } from './factors/index.js';
+import { resolveRelyingPartySettings } from './factors/webauthn/relying-party.js';
 import { PasswordHasher } from './factors/password/password.js';
 import { systemClock, type Clock } from './factors/types.js';
 import { errorBoundary, requestContext, requireDatabase, requireHttps, sameOriginPosts, securityHeaders } from './http/middleware.js';
@@ -81,7 +82,9 @@ export async function createServices(config: Config, log: Logger, connection: Co
   const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer });
   const policies = PolicyStore.open(policiesFile(), { log, clock });
   const sms = createSmsGateway(config.sms, config.env, log);
-  const factors = await createFactors({ connection, secretBox, mailer, sms, hasher, policies, clock, log });
+  const relyingParty = resolveRelyingPartySettings(config.webauthn, config.issuer);
+  if (!relyingParty.ok) log.warn({ problems: relyingParty.problems }, 'passkeys (WebAuthn) are unavailable with this issuer');
+  const factors = await createFactors({ connection, secretBox, mailer, sms, hasher, policies, clock, log, ...(relyingParty.ok ? { relyingParty: relyingParty.relyingParty } : {}) });
   const secondFactors = createSecondFactors(factors, policies, accounts);
   const signInStates = new SignInStates(connection);
   await signInStates.model.init();

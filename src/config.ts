@@ -6,6 +6,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { relyingPartyProblems } from './factors/webauthn/relying-party.js';
 
 /** The folder holding package.json, config/ and views/, whether we run from src/ or a build in dist/. */
 function findProjectRoot(start: string): string {
@@ -69,6 +70,14 @@ const configSchema = z
     audit: z.object({
       // Entries older than this are removed by a TTL index; null keeps them for ever.
       retentionDays: z.number().int().min(1).max(36_500).nullable(),
+    }),
+    webauthn: z.object({
+      // The RP ID passkeys are bound to; null → the issuer's host. Changing it later orphans every passkey.
+      rpId: z.string().min(1).max(253).nullable(),
+      rpName: z.string().min(1).max(64),
+      // Pages allowed to run the ceremonies; empty → the issuer's origin only.
+      origins: z.array(z.string()).max(20),
+      challengeTtlSeconds: z.number().int().min(30).max(3600),
     }),
     invitations: z.object({
       // How long the activation link mailed to an account created without a password works.
@@ -198,6 +207,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
     throw new ConfigError(['demo.enabled: the demo client and account are never enabled in production']);
   }
   const issuer = (config.issuer ?? `http://localhost:${config.port}`).replace(/\/+$/, '');
+  // Explicit passkey settings must be right; derived ones that cannot work (an IP-address issuer, say)
+  // only leave passkeys unavailable, with a warning at start.
+  if (config.webauthn.rpId !== null || config.webauthn.origins.length > 0) {
+    const webauthnProblems = relyingPartyProblems(config.webauthn, issuer);
+    if (webauthnProblems.length > 0) throw new ConfigError(webauthnProblems);
+  }
   // Gatehouse itself speaks plain HTTP, so an https issuer means TLS ends at a proxy in front of it.
   const trustProxy = config.trustProxy ?? issuer.startsWith('https:');
   return { ...config, issuer, trustProxy, dataDir: path.resolve(projectRoot, config.dataDir) };

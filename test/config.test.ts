@@ -84,3 +84,9 @@ describe('SecretBox', () => {
     expect(() => SecretBox.parseKey('c2hvcnQ=')).toThrow(/32 bytes/);
   });
 });
+
+test('passkey settings: explicit ones must be right; an IP-address issuer only leaves passkeys unavailable', () => {
+  expect(loadConfig({ env: { ISSUER: 'http://127.0.0.1:3000' } }).issuer).toBe('http://127.0.0.1:3000');
+  expect(() => loadConfig({ env: { ISSUER: 'https://login.example.com' }, overrides: { webauthn: { rpId: 'other.example' } } })).toThrow(/webauthn/);
+  expect(loadConfig({ env: { ISSUER: 'https://login.example.com' }, overrides: { webauthn: { rpId: 'example.com' } } }).webauthn.rpId).toBe('example.com');
+});

@@ -3,10 +3,12 @@
  *
  *   const policies = PolicyStore.open(policiesFile(), { log });
  *   const sms = createSmsGateway(config.sms, config.env, log);
- *   const factors = await createFactors({ connection, secretBox, mailer, sms, hasher, policies, log });
+ *   const relyingParty = resolveRelyingParty(config.webauthn, config.issuer);
+ *   const factors = await createFactors({ connection, secretBox, mailer, sms, hasher, policies, relyingParty, log });
  *
- * It loads (or creates) the code MAC key and makes sure the `otp_challenges` and `credentials` indexes
- * exist. Build each account's subject with subjectFromAccount(account): its market picks the OTP limits.
+ * It loads (or creates) the code MAC key and makes sure the `otp_challenges`, `webauthn_challenges` and
+ * `credentials` indexes exist. Build each account's subject with subjectFromAccount(account): its market
+ * picks the OTP limits.
  */
 import type { Connection } from 'mongoose';
 import type { SecretBox } from '../crypto/secret-box.js';
@@ -24,6 +26,8 @@ import { SecurityCodeFactor } from './security-code/security-code.js';
 import { SmsOtpFactor } from './sms-otp/sms-otp.js';
 import { TotpFactor } from './totp/totp.js';
 import { systemClock, type Clock } from './types.js';
+import type { RelyingParty } from './webauthn/relying-party.js';
+import { WebAuthnFactor } from './webauthn/webauthn.js';
 
 export { subjectFromAccount, marketOf, type AccountSubject } from './subject.js';
 export type { OtpChallengeResult } from './otp/send-code.js';
@@ -35,7 +39,20 @@ export type { SecurityCodeEnrolResult, SecurityCodeProblem } from './security-co
 export { checkSecurityCode } from './security-code/security-code.js';
 export { maskEmail, maskPhone } from './otp/mask.js';
 export { normalisePhone } from './sms-otp/sms-otp.js';
-export { EmailOtpFactor, OtpStore, RecoveryCodesFactor, SecurityCodeFactor, SmsOtpFactor, TotpFactor };
+export type {
+  AuthenticationContext,
+  AuthenticationFailure,
+  AuthenticationOptionsResult,
+  AuthenticationOutcome,
+  RegistrationContext,
+  RegistrationFailure,
+  RegistrationOutcome,
+  RenameOutcome,
+} from './webauthn/webauthn.js';
+export type { CeremonyBinding } from './webauthn/challenges.js';
+export type { PasskeySummary } from './webauthn/passkey-record.js';
+export { resolveRelyingParty, type RelyingParty, type WebAuthnSettings } from './webauthn/relying-party.js';
+export { EmailOtpFactor, OtpStore, RecoveryCodesFactor, SecurityCodeFactor, SmsOtpFactor, TotpFactor, WebAuthnFactor };
 
 export interface FactorDependencies {
   connection: Connection;
@@ -44,6 +61,11 @@ export interface FactorDependencies {
   sms: SmsGateway;
   hasher: PasswordHasher;
   policies: PolicySource;
+  /**
+   * WebAuthn's RP ID and origins, from resolveRelyingParty(config.webauthn, issuer) with the issuer
+   * actually served. Without it the webauthn factor can list and remove credentials but not run ceremonies.
+   */
+  relyingParty?: RelyingParty;
   clock?: Clock;
   log: Logger;
 }
@@ -56,6 +78,8 @@ export interface Factors {
   totp: TotpFactor;
   recoveryCodes: RecoveryCodesFactor;
   securityCode: SecurityCodeFactor;
+  /** Passkeys and security keys: second factor and passwordless sign-in. */
+  webauthn: WebAuthnFactor;
 }
 
 export async function createFactors(deps: FactorDependencies): Promise<Factors> {
@@ -63,7 +87,8 @@ export async function createFactors(deps: FactorDependencies): Promise<Factors> 
   const { connection, log } = deps;
   const mac = await CodeMac.load(connection, deps.secretBox);
   const otp = new OtpStore(connection, mac, clock);
-  await Promise.all([otp.ensureIndexes(), ensureCredentialIndexes(connection)]);
+  const webauthn = new WebAuthnFactor({ connection, clock, log, relyingParty: deps.relyingParty ?? null });
+  await Promise.all([otp.ensureIndexes(), ensureCredentialIndexes(connection), webauthn.ensureIndexes()]);
   return {
     otp,
     emailOtp: new EmailOtpFactor({ store: otp, mailer: deps.mailer, policies: deps.policies, log }),
@@ -71,5 +96,6 @@ export async function createFactors(deps: FactorDependencies): Promise<Factors> 
     totp: new TotpFactor({ connection, secretBox: deps.secretBox, clock, log }),
     recoveryCodes: new RecoveryCodesFactor({ connection, mac, clock, log }),
     securityCode: new SecurityCodeFactor({ connection, hasher: deps.hasher, clock, log }),
+    webauthn,
   };
 }
