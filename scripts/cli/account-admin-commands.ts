@@ -11,6 +11,7 @@ import type { Services } from '../../src/app.js';
 import { NotFoundError } from '../../src/errors.js';
 import { CliError, keyValues, Printer, table, type CliIO } from './output.js';
 import { cliEnvironment, withServices } from './session.js';
+import { accountFields } from './account-commands.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -213,14 +214,7 @@ export function addAccountAdminCommands(account: Command, io: CliIO): void {
     .action(async (opts: { userId: string; email: string; name: string; market?: string; role?: string[]; phone?: string; json?: boolean }) => {
       const result = await withServices(cliEnvironment(), (services) =>
         services.admin.accountOps.create(
-          {
-            userId: opts.userId,
-            email: opts.email,
-            name: opts.name,
-            roles: opts.role ?? [],
-            ...(opts.market !== undefined ? { market: opts.market } : {}),
-            ...(opts.phone !== undefined ? { phone: opts.phone } : {}),
-          },
+          accountFields(opts),
           cliCall(),
         ),
       );

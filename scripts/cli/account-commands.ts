@@ -39,6 +39,18 @@ function accountJson(a: Pick<AccountDocument, 'accountId' | 'userId' | 'email' |
 
 const LIST_PAGE = 1000;
 
+/** The account fields common to `account create` and `account invite`, from their flags. */
+export function accountFields(opts: { userId: string; email: string; name: string; market?: string; role?: string[]; phone?: string }): NewAccountInput {
+  return {
+    userId: opts.userId,
+    email: opts.email,
+    name: opts.name,
+    roles: opts.role ?? [],
+    ...(opts.market !== undefined ? { market: opts.market } : {}),
+    ...(opts.phone !== undefined ? { phone: opts.phone } : {}),
+  };
+}
+
 export function accountCommands(io: CliIO): Command {
   const account = new Command('account').description('create and list accounts');
 
@@ -55,14 +67,7 @@ export function accountCommands(io: CliIO): Command {
     .option('--json', 'print the result as JSON')
     .action(async (opts: CreateOptions) => {
       const env = cliEnvironment();
-      const fields: NewAccountInput = {
-        userId: opts.userId,
-        email: opts.email,
-        name: opts.name,
-        roles: opts.role ?? [],
-        ...(opts.market !== undefined ? { market: opts.market } : {}),
-        ...(opts.phone !== undefined ? { phone: opts.phone } : {}),
-      };
+      const fields: NewAccountInput = accountFields(opts);
       // Check the fields before asking for a password, so nobody types one for a request that will fail.
       // AccountService.create checks everything again; this only fails earlier, before any database work.
       const precheck = newAccountInput.safeParse(fields);
