@@ -155,6 +155,18 @@ describe('client_credentials', () => {
     expect(info).toMatchObject({ active: true, client_id: machineClient.clientId });
   });
 
+  test('a rotated secret or a deleted client stops working at once, although clients are cached', async () => {
+    const created = await gh.services.clients.create({ name: 'Rotating batch', grantTypes: ['client_credentials'] });
+    const before = await discover(gh.url, created.clientId, created.clientSecret);
+    expect((await oidc.clientCredentialsGrant(before, {})).access_token).toBeTruthy(); // now cached
+    const rotated = await gh.services.clients.rotateSecret(created.clientId);
+    await expect(oidc.clientCredentialsGrant(before, {})).rejects.toMatchObject({ error: 'invalid_client' });
+    const after = await discover(gh.url, created.clientId, rotated.clientSecret);
+    expect((await oidc.clientCredentialsGrant(after, {})).access_token).toBeTruthy();
+    await gh.services.clients.remove(created.clientId);
+    await expect(oidc.clientCredentialsGrant(after, {})).rejects.toMatchObject({ error: 'invalid_client' });
+  });
+
   test('a client not registered for it is refused', async () => {
     const { client_id: id } = rp.clientMetadata();
     const secret = (await gh.services.provider.Client.find(id))!.clientSecret!;

@@ -2,8 +2,9 @@
  * The baseline target: bare oidc-provider (the version Gatehouse uses), its in-memory adapter, statically
  * configured clients, the same client metadata, keys of the same kinds (ES256 + RS256), the same token
  * formats (opaque; JWT ES256 for the bench resource server), PKCE required, first-party consent (the grant
- * is created without a page), and the smallest sign-in that still does the expensive part: a login form
- * whose password is verified with argon2id at Gatehouse's configured parameters.
+ * is created without a page), and the smallest sign-in that still does what Gatehouse's does: a login form
+ * whose password is verified with argon2id at Gatehouse's configured parameters, then a one-time-code form
+ * verified as TOTP (otplib, same parameters, each time step accepted once per account, kept in memory).
  *
  * It is the floor Gatehouse is compared with: no database, no CSRF, no audit log, no templates.
  */
@@ -11,10 +12,11 @@ import { generateKeyPairSync, randomBytes, createHash, type JsonWebKey } from 'n
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import argon2 from 'argon2';
+import { generateSecret, verify as verifyTotp } from 'otplib';
 import Provider, { type Account, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { withBenchResourceServer } from './bench-resource.js';
 import type { Fixtures } from './fixtures.js';
-import { announceReady, Meter, serveControl } from './protocol.js';
+import { announceReady, Meter, serveControl, type SeedResult } from './protocol.js';
 
 interface BaselineSettings {
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
@@ -30,6 +32,9 @@ interface StoredAccount {
   email: string;
   name: string;
   hash: string;
+  totpSecret: string;
+  /** The last accepted TOTP time step: only a later one is accepted next (replay protection). */
+  lastTotpStep: number | null;
   updatedAt: number;
 }
 
@@ -41,6 +46,13 @@ function signingKey(kind: 'ec' | 'rsa'): JsonWebKey & { kid: string; alg: string
 
 function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function codePage(uid: string, error?: string): string {
+  return `<!doctype html><html><head><title>Verify</title></head><body>${error ? `<p>${escapeHtml(error)}</p>` : ''}
+<form method="post" action="/interaction/${escapeHtml(uid)}/second-factor">
+<input name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required>
+<button type="submit">Verify</button></form></body></html>`;
 }
 
 function loginPage(uid: string, error?: string): string {
@@ -103,7 +115,7 @@ function buildProvider(issuer: string, fixtures: Fixtures, accounts: Map<string,
     },
     scopes: ['openid', 'offline_access', 'profile', 'email', 'phone'],
     responseTypes: ['code'],
-    acrValues: ['urn:gatehouse:acr:pwd'],
+    acrValues: ['urn:gatehouse:acr:pwd', 'urn:gatehouse:acr:mfa'],
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],
@@ -153,28 +165,57 @@ function buildProvider(issuer: string, fixtures: Fixtures, accounts: Map<string,
   }
   const dummyHash = argon2.hash(randomBytes(16).toString('hex'), { type: argon2.argon2id, ...settings!.argon2 });
 
-  // The sign-in: GET shows the form, POST verifies the password (argon2id) and finishes the interaction.
+  // Sign-ins that passed the password and wait for their code, by interaction uid (in memory, like the rest).
+  const pendingCode = new Map<string, { accountId: string; passwordAt: number }>();
+
+  // The sign-in: GET shows the form, POST verifies the password (argon2id), then the code (TOTP), and
+  // finishes the interaction.
   provider.use(async (ctx, next) => {
-    const match = /^\/interaction\/([\w-]+)(\/login)?$/.exec(ctx.path);
+    const match = /^\/interaction\/([\w-]+)(\/login|\/second-factor)?$/.exec(ctx.path);
     if (!match) return next();
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     if (details.prompt.name !== 'login') ctx.throw(400, `unexpected prompt ${details.prompt.name}`);
     ctx.type = 'html';
     if (ctx.method === 'GET' && !match[2]) {
-      ctx.body = loginPage(details.uid);
+      ctx.body = pendingCode.has(details.uid) ? codePage(details.uid) : loginPage(details.uid);
       return;
     }
     if (ctx.method !== 'POST' || !match[2]) ctx.throw(405);
     const form = await readForm(ctx.req);
-    const account = byLogin.get((form.get('login') ?? '').trim().toLowerCase());
-    const ok = await argon2.verify(account?.hash ?? (await dummyHash), form.get('password') ?? '').catch(() => false);
-    if (!account || !ok) {
-      ctx.status = 401;
-      ctx.body = loginPage(details.uid, 'The User ID, email or password you entered is incorrect.');
+    if (match[2] === '/login') {
+      const account = byLogin.get((form.get('login') ?? '').trim().toLowerCase());
+      const ok = await argon2.verify(account?.hash ?? (await dummyHash), form.get('password') ?? '').catch(() => false);
+      if (!account || !ok) {
+        ctx.status = 401;
+        ctx.body = loginPage(details.uid, 'The User ID, email or password you entered is incorrect.');
+        return;
+      }
+      pendingCode.set(details.uid, { accountId: account.accountId, passwordAt: Math.floor(Date.now() / 1000) });
+      setTimeout(() => pendingCode.delete(details.uid), settings!.ttl.interactionSeconds * 1000).unref();
+      ctx.body = codePage(details.uid);
       return;
     }
+    const pending = pendingCode.get(details.uid);
+    const account = pending ? accounts.get(pending.accountId) : undefined;
+    if (!pending || !account) {
+      ctx.status = 400;
+      ctx.body = 'no sign-in waiting for a code';
+      return;
+    }
+    const token = (form.get('code') ?? '').replace(/\s/g, '');
+    const result = /^\d{6}$/.test(token)
+      ? await verifyTotp({ secret: account.totpSecret, token, digits: 6, period: 30, epoch: Math.floor(Date.now() / 1000), epochTolerance: 30 })
+      : { valid: false as const };
+    const step = result.valid && 'timeStep' in result ? result.timeStep : null;
+    if (step === null || (account.lastTotpStep !== null && step <= account.lastTotpStep)) {
+      ctx.status = 401;
+      ctx.body = codePage(details.uid, step === null ? 'That code is not right.' : 'That code was already used.');
+      return;
+    }
+    account.lastTotpStep = step;
+    pendingCode.delete(details.uid);
     const redirectTo = await provider.interactionResult(ctx.req, ctx.res, {
-      login: { accountId: account.accountId, amr: ['pwd'], acr: 'urn:gatehouse:acr:pwd', remember: true, ts: Math.floor(Date.now() / 1000) },
+      login: { accountId: account.accountId, amr: ['pwd', 'otp', 'mfa'], acr: 'urn:gatehouse:acr:mfa', remember: true, ts: pending.passwordAt },
     });
     ctx.status = 303;
     ctx.redirect(redirectTo);
@@ -191,16 +232,22 @@ await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const issuer = `http://localhost:${(server.address() as AddressInfo).port}`;
 
 serveControl(meter, {
-  async seed(fixtures) {
+  async seed(fixtures): Promise<SeedResult> {
     const accounts = new Map<string, StoredAccount>();
+    const totpSecrets: Record<string, string> = {};
+    // One hash for every account (same password): the baseline's seeding stays quick with many accounts.
+    const hash = await argon2.hash(fixtures.password, { type: argon2.argon2id, ...settings.argon2 });
     for (const account of fixtures.accounts) {
       const accountId = randomBytes(16).toString('base64url');
-      const hash = await argon2.hash(fixtures.password, { type: argon2.argon2id, ...settings.argon2 });
-      accounts.set(accountId, { ...account, accountId, hash, updatedAt: Math.floor(Date.now() / 1000) });
+      const totpSecret = generateSecret();
+      totpSecrets[account.userId] = totpSecret;
+      // As on Gatehouse, enrolment used the previous time step: the current one is free.
+      accounts.set(accountId, { ...account, accountId, hash, totpSecret, lastTotpStep: Math.floor(Date.now() / 30_000) - 1, updatedAt: Math.floor(Date.now() / 1000) });
     }
     const provider = buildProvider(issuer, fixtures, accounts);
     server.removeAllListeners('request');
     server.on('request', provider.callback());
+    return { totpSecrets };
   },
   stop: async () => {
     server.closeAllConnections();

@@ -17,6 +17,7 @@ import { measureArgon2, type Argon2Ceiling } from './argon2-ceiling.js';
 import { openBenchDatabase, redact } from './database.js';
 import { DbServerMeter } from './db-server-meter.js';
 import { createFixtures } from './fixtures.js';
+import { TotpAccounts } from './totp-accounts.js';
 import { HttpClient } from './http.js';
 import { latencySummary, runLoad } from './load.js';
 import { formatProfile } from './profile-summary.js';
@@ -68,7 +69,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   warmupSec: 1,
   connections: 10,
   signInConnections: 10,
-  accounts: 10,
+  accounts: 600,
   argon2Samples: 15,
   scenarios: [],
   gatehouseCode: 'build',
@@ -233,7 +234,8 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
 
     const fixtures = createFixtures(options.accounts);
     progress(`seeding ${fixtures.accounts.length} accounts and 2 clients into each target…`);
-    await Promise.all([gatehouse.seed(fixtures), baseline.seed(fixtures)]);
+    const [gatehouseSeed, baselineSeed] = await Promise.all([gatehouse.seed(fixtures), baseline.seed(fixtures)]);
+    const seeded = { gatehouse: gatehouseSeed, baseline: baselineSeed };
 
     const contexts = {} as Record<TargetName, TargetContext>;
     for (const target of [gatehouse, baseline]) {
@@ -245,6 +247,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
         fixtures,
         http,
         driver: createDriver(http, metadata, fixtures),
+        accounts: new TotpAccounts(fixtures.accounts.map((a) => a.userId), seeded[target.name].totpSecrets, fixtures.password),
       };
     }
 

@@ -15,10 +15,11 @@ import { register } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import mongoose from 'mongoose';
+import { generate as generateTotp } from 'otplib';
 import type * as ConfigModule from '../../src/config.js';
 import type * as LoggerModule from '../../src/logger.js';
 import type * as ServerModule from '../../src/server.js';
-import { announceReady, Meter, serveControl } from './protocol.js';
+import { announceReady, Meter, serveControl, type SeedResult } from './protocol.js';
 import type { Fixtures } from './fixtures.js';
 
 const buildDir = process.env.BENCH_BUILD_DIR;
@@ -67,8 +68,8 @@ if (commandMonitoring) {
 
 const gatehouse = await startGatehouse(config, log, { database: { connection, kind: 'external', close: () => connection.close() } });
 
-async function seed(fixtures: Fixtures): Promise<void> {
-  const { clients, accounts } = gatehouse.services;
+async function seed(fixtures: Fixtures): Promise<SeedResult> {
+  const { clients, accounts, factors } = gatehouse.services;
   await clients.create({
     clientId: fixtures.service.clientId,
     clientSecret: fixtures.service.clientSecret,
@@ -85,9 +86,26 @@ async function seed(fixtures: Fixtures): Promise<void> {
     authMethod: 'client_secret_basic',
     firstParty: true,
   });
-  for (const account of fixtures.accounts) {
-    await accounts.create({ userId: account.userId, email: account.email, name: account.name, password: fixtures.password, emailVerified: true });
-  }
+  // Every account is enrolled with an authenticator app through the real factor API, as a person would be
+  // at the end of enrolment. The confirming code is the previous time step's (accepted: ±1 step of drift),
+  // so the current step is still free for the first sign-in (an accepted step cannot be used again).
+  const totpSecrets: Record<string, string> = {};
+  const enrolOne = async (account: Fixtures['accounts'][number]) => {
+    const created = await accounts.create({ userId: account.userId, email: account.email, name: account.name, password: fixtures.password, emailVerified: true });
+    const subject = { accountId: created.accountId, userId: created.userId, name: created.name, email: created.email ?? null, phone: null, phoneVerified: false };
+    const enrolment = await factors.totp.enrol(subject);
+    const code = await generateTotp({ secret: enrolment.secret, epoch: Math.floor(Date.now() / 1000) - 30 });
+    const confirmed = await factors.totp.confirmEnrolment(subject, code);
+    if (!confirmed.ok) throw new Error(`TOTP enrolment of ${account.userId} was refused: ${confirmed.reason}`);
+    await accounts.updateMfa(created.accountId, { set: { enrolledAt: new Date(), defaultMethod: 'totp' } });
+    totpSecrets[account.userId] = enrolment.secret;
+  };
+  // A few at a time: argon2 hashing runs on the thread pool, the rest waits for the database.
+  const queue = [...fixtures.accounts];
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) await enrolOne(next);
+  }));
+  return { totpSecrets };
 }
 
 let stopping: Promise<void> | undefined;

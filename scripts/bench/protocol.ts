@@ -18,6 +18,11 @@ export type Request =
 
 export type Reply = { id: number; ok: true; result?: unknown } | { id: number; ok: false; error: string };
 
+/** What seeding hands back: each account's TOTP secret (base32), by User ID, so the driver can compute codes. */
+export interface SeedResult {
+  totpSecrets: Record<string, string>;
+}
+
 export interface ReadyMessage {
   type: 'ready';
   url: string;
@@ -141,7 +146,7 @@ class Profiler {
 }
 
 /** Child side: answers the parent's requests; `handlers` covers what differs between targets. */
-export function serveControl(meter: Meter, handlers: { seed?(fixtures: Fixtures): Promise<void>; stop(): Promise<void> }): void {
+export function serveControl(meter: Meter, handlers: { seed?(fixtures: Fixtures): Promise<SeedResult>; stop(): Promise<void> }): void {
   const profiler = new Profiler();
   process.on('message', (message: Request) => {
     const reply = (r: Reply) => process.send?.(r);

@@ -14,7 +14,8 @@ const HELP = `Usage: npm run bench -- [options]
   --warmup S              unmeasured warm-up seconds before each (default ${DEFAULT_OPTIONS.warmupSec})
   --connections N         concurrent connections for the request/response scenarios (default ${DEFAULT_OPTIONS.connections})
   --signin-connections N  concurrent users in the sign-in scenario (default ${DEFAULT_OPTIONS.signInConnections})
-  --accounts N            accounts seeded into each target (default ${DEFAULT_OPTIONS.accounts})
+  --accounts N            accounts seeded into each target, each with TOTP; an account signs in at most once per
+                          30-s TOTP step, so give at least the sign-ins one step can see (default ${DEFAULT_OPTIONS.accounts})
   --argon2-samples N      argon2id verifications timed for the ceiling (default ${DEFAULT_OPTIONS.argon2Samples})
   --scenarios a,b         only these (${SCENARIOS.map((s) => s.id).join(', ')})
   --threadpool N          UV_THREADPOOL_SIZE for both targets (default: $UV_THREADPOOL_SIZE, else max(4, cores) = ${DEFAULT_OPTIONS.threadpoolSize})

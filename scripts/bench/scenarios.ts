@@ -5,7 +5,8 @@
 import { BENCH_RESOURCE, basicAuth, type Fixtures } from './fixtures.js';
 import type { HttpClient, HttpResponse } from './http.js';
 import type { Load } from './load.js';
-import { jwtParts, SignInDriver, type Credentials } from './signin-driver.js';
+import { jwtParts, SignInDriver } from './signin-driver.js';
+import type { TotpAccounts } from './totp-accounts.js';
 import type { TargetName } from './targets.js';
 
 export interface DiscoveryMetadata {
@@ -25,6 +26,8 @@ export interface TargetContext {
   fixtures: Fixtures;
   http: HttpClient;
   driver: SignInDriver;
+  /** The seeded accounts with their authenticator apps, taken in turn (TOTP replay protection). */
+  accounts: TotpAccounts;
 }
 
 export interface Prepared {
@@ -44,8 +47,8 @@ export interface Scenario {
   prepare(target: TargetContext): Promise<Prepared>;
 }
 
-export const PASSWORD_ONLY_NOTE =
-  'PASSWORD ONLY: the full sign-in will include TOTP once issue 4 (two-factor sign-in) lands; until then this figure is the password-only flow.';
+export const SIGN_IN_NOTE =
+  'password + TOTP: every seeded account is enrolled with an authenticator app (TOTP) and is challenged for it after the password; the driver computes the current code.';
 
 export async function discover(http: HttpClient, issuer: string): Promise<DiscoveryMetadata> {
   const response = await http.request(new URL(`${issuer}/.well-known/openid-configuration`), { headers: { accept: 'application/json' } });
@@ -93,10 +96,6 @@ async function clientCredentialsToken(t: TargetContext, body: string): Promise<T
   return token;
 }
 
-export function credentialsFor(fixtures: Fixtures, index: number): Credentials {
-  const account = fixtures.accounts[index % fixtures.accounts.length]!;
-  return { login: account.userId, password: fixtures.password };
-}
 
 const CC_OPAQUE_BODY = 'grant_type=client_credentials';
 const CC_JWT_BODY = new URLSearchParams({ grant_type: 'client_credentials', resource: BENCH_RESOURCE.indicator, scope: BENCH_RESOURCE.scope }).toString();
@@ -148,11 +147,12 @@ export const SCENARIOS: Scenario[] = [
     op: 'userinfo request',
     note: 'an access token from a code-flow sign-in (scope openid profile email)',
     async prepare(t) {
-      const { tokens } = await t.driver.signIn(credentialsFor(t.fixtures, 0));
+      let login = '';
+      const { tokens } = await t.accounts.with((credentials) => ((login = credentials.login), t.driver.signIn(credentials)));
       const authorization = `Bearer ${tokens.access_token}`;
       const response = await t.http.request(new URL(t.metadata.userinfo_endpoint), { headers: { authorization, accept: 'application/json' } });
       const claims = expectJson<{ sub?: string; email?: string }>(response, 'userinfo');
-      if (!claims.sub || claims.email !== t.fixtures.accounts[0]!.email) throw new Error(`userinfo: unexpected claims ${JSON.stringify(claims)}`);
+      if (!claims.sub || claims.email !== t.fixtures.accounts.find((a) => a.userId === login)?.email) throw new Error(`userinfo: unexpected claims ${JSON.stringify(claims)}`);
       return { load: { kind: 'http', origin: t.origin, requests: [{ method: 'GET', path: pathOf(t.metadata.userinfo_endpoint), headers: { authorization, accept: 'application/json' } }] }, facts: {} };
     },
   },
@@ -181,20 +181,29 @@ export const SCENARIOS: Scenario[] = [
   {
     id: 'sign-in',
     number: '5',
-    title: 'sign-in (password only)',
+    title: 'sign-in (password + TOTP)',
     op: 'complete sign-in',
-    note: `the full authorization code flow: authorize → password form → code → token exchange (PKCE); first-party client, so consent is already granted. ${PASSWORD_ONLY_NOTE}`,
+    note: `the full authorization code flow: authorize → password form → TOTP code form → code → token exchange (PKCE); first-party client, so consent is already granted. ${SIGN_IN_NOTE}`,
     async prepare(t) {
-      const result = await t.driver.signIn(credentialsFor(t.fixtures, 0));
+      const result = await t.accounts.with((credentials) => t.driver.signIn(credentials));
       const { payload } = jwtParts(result.tokens.id_token!);
       const amr = Array.isArray(payload.amr) ? payload.amr.map(String) : [];
-      if (!amr.includes('pwd')) throw new Error(`sign-in: ID token amr is ${JSON.stringify(payload.amr)}, expected it to include "pwd"`);
+      if (!amr.includes('pwd') || !amr.includes('otp')) throw new Error(`sign-in: ID token amr is ${JSON.stringify(payload.amr)}, expected "pwd" and "otp"`);
+      const stallsBefore = t.accounts.stalls;
       return {
         load: {
           kind: 'driver',
-          run: async (vu) => (await t.driver.signIn(credentialsFor(t.fixtures, vu))).requests,
+          run: async () => (await t.accounts.with((credentials) => t.driver.signIn(credentials))).requests,
         },
-        facts: { httpRequestsPerSignIn: result.requests, formsSubmitted: result.forms.join(' → ') || '(none)', amr: amr.join(' ') },
+        facts: {
+          httpRequestsPerSignIn: result.requests,
+          formsSubmitted: result.forms.join(' → ') || '(none)',
+          amr: amr.join(' '),
+          accounts: t.fixtures.accounts.length,
+          get accountWaits() {
+            return t.accounts.stalls - stallsBefore;
+          },
+        },
       };
     },
   },

@@ -5,7 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
 import type { Fixtures } from './fixtures.js';
-import type { ChildStats, ReadyMessage, Reply, Request } from './protocol.js';
+import type { ChildStats, ReadyMessage, Reply, Request, SeedResult } from './protocol.js';
 
 export type TargetName = 'gatehouse' | 'baseline';
 
@@ -94,7 +94,7 @@ export class Target {
     });
   }
 
-  seed(fixtures: Fixtures): Promise<void> {
+  seed(fixtures: Fixtures): Promise<SeedResult> {
     return this.call({ type: 'seed', fixtures });
   }
 

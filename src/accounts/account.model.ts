@@ -2,8 +2,8 @@
  * The account: who a person is (immutable opaque `accountId`, used as `sub`; the changeable login
  * `userId`), how to reach them, their status and grouping, and their password hash.
  */
-import { randomBytes } from 'node:crypto';
 import { Schema, type Connection, type HydratedDocument, type Model } from 'mongoose';
+import { randomId } from '../crypto/ids.js';
 
 export const ACCOUNT_STATUSES = ['active', 'disabled', 'locked'] as const;
 export type AccountStatus = (typeof ACCOUNT_STATUSES)[number];
@@ -42,7 +42,7 @@ export type AccountDocument = HydratedDocument<AccountFields>;
 
 /** 128 random bits, URL-safe: opaque, stable, and unrelated to anything the user can change. */
 export function newAccountId(): string {
-  return randomBytes(16).toString('base64url');
+  return randomId(16);
 }
 
 const accountSchema = new Schema<AccountFields>(

@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Connection } from 'mongoose';
+import { randomId } from '../crypto/ids.js';
 
 export const INVITATIONS_COLLECTION = 'account_invitations';
 
@@ -47,7 +48,7 @@ export class Invitations {
     const expiresAt = new Date(now.getTime() + lifetimeSeconds * 1000);
     await this.collection.deleteMany({ accountId });
     await this.collection.insertOne({
-      _id: randomBytes(12).toString('base64url'),
+      _id: randomId(12),
       accountId,
       tokenHash: hashToken(token).toString('hex'),
       expiresAt,

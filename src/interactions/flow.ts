@@ -143,8 +143,9 @@ export class SignInFlow {
     });
   }
 
-  private finish(ctx: Context, result: InteractionResults, merge = false): Promise<Outcome> {
-    return this.deps.provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge }).then((redirect) => ({ redirect }));
+  /** Hands the result to oidc-provider (its public API, which re-reads the interaction) and goes back to it. */
+  private async finish(ctx: Context, result: InteractionResults, merge = false): Promise<Outcome> {
+    return { redirect: await this.deps.provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge }) };
   }
 
   // ── what a GET shows ───────────────────────────────────────────────────────
@@ -183,10 +184,9 @@ export class SignInFlow {
   async submitPassword(ctx: Context, form: { login: string; password: string }): Promise<Outcome> {
     const details = await this.details(ctx);
     if (details.prompt.name !== 'login') return this.show(ctx);
-    const clientName = await this.clientName(details);
 
     const login = form.login.trim();
-    if (!login || !form.password) return this.loginView(details, clientName, 'Enter your User ID or email and your password.', 400);
+    if (!login || !form.password) return this.loginView(details, await this.clientName(details), 'Enter your User ID or email and your password.', 400);
 
     const account = await this.deps.accounts.findByLogin(login);
     const passwordOk = await this.deps.hasher.verify(account?.passwordHash, form.password);
@@ -195,7 +195,7 @@ export class SignInFlow {
       const reason = !account ? 'unknown_account' : !passwordOk ? 'wrong_password' : `account_${account.status}`;
       await this.audit({ ctx, details, ...(account ? { accountId: account.accountId } : {}) }, 'signin.password', 'failure', { reason, identifier: login.slice(0, 64) });
       // The identifier is not echoed back: the page must read the same for every kind of failure.
-      return this.loginView(details, clientName, SIGN_IN_FAILED, 401);
+      return this.loginView(details, await this.clientName(details), SIGN_IN_FAILED, 401);
     }
 
     await this.audit({ ctx, details, accountId: account.accountId }, 'signin.password', 'success');

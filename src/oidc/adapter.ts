@@ -7,6 +7,12 @@
  * Client records are different: they are the client registry, kept as plain documents so they can be
  * listed and searched, with `client_secret` sealed (encrypted, not hashed: oidc-provider needs the
  * clear secret for client_secret_basic/post and HS256).
+ *
+ * Clients are read on nearly every request, so the client adapter keeps what it found in memory for
+ * CLIENT_CACHE_TTL_MS (a small LRU; misses are not cached). Writes through this adapter (registration,
+ * the client registry) drop the entry at once in this process; a change made by another process (another
+ * node, the CLI) is seen here within the TTL. The secret stays sealed in the database; only the opened
+ * payload is held, in this process's memory.
  */
 import type { Collection, Connection } from 'mongoose';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
@@ -112,35 +118,74 @@ class ArtifactAdapter implements Adapter {
   }
 }
 
+/** How long a client read from the database is served from memory; also the delay for changes made elsewhere. */
+export const CLIENT_CACHE_TTL_MS = 30_000;
+const CLIENT_CACHE_MAX_ENTRIES = 1000;
+
 class ClientAdapter implements Adapter {
+  /** Client id → opened payload, in least-recently-used order (a Map keeps insertion order). */
+  private readonly cache = new Map<string, { payload: AdapterPayload; expiresAt: number }>();
+  /** Bumped by every invalidation: a read that began before one must not store what it found. */
+  private version = 0;
+
   constructor(
     private readonly collection: Collection<ClientDocument>,
     private readonly secretBox: SecretBox,
+    private readonly ttlMs = CLIENT_CACHE_TTL_MS,
   ) {}
+
+  /** Forgets one client (or every client): the next find reads the database. */
+  invalidate(id?: string): void {
+    this.version++;
+    if (id === undefined) this.cache.clear();
+    else this.cache.delete(id);
+  }
 
   async upsert(id: string, payload: AdapterPayload): Promise<void> {
     const { client_secret: secret, ...metadata } = payload as AdapterPayload & { client_secret?: string };
     const now = new Date();
     const set: Partial<ClientDocument> = { metadata, updatedAt: now };
     if (secret) set.secretSealed = this.secretBox.seal(secret, clientSecretContext(id));
-    await guard(() =>
-      this.collection.updateOne(
-        { _id: id },
-        { $set: set, ...(secret ? {} : { $unset: { secretSealed: '' } }), $setOnInsert: { createdAt: now } },
-        { upsert: true },
-      ),
-    );
+    try {
+      await guard(() =>
+        this.collection.updateOne(
+          { _id: id },
+          { $set: set, ...(secret ? {} : { $unset: { secretSealed: '' } }), $setOnInsert: { createdAt: now } },
+          { upsert: true },
+        ),
+      );
+    } finally {
+      this.invalidate(id);
+    }
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    const cached = this.cache.get(id);
+    if (cached) {
+      this.cache.delete(id);
+      if (cached.expiresAt > Date.now()) {
+        this.cache.set(id, cached); // most recently used
+        return structuredClone(cached.payload);
+      }
+    }
+    const version = this.version;
     const doc = await guard(() => this.collection.findOne({ _id: id }));
     if (!doc) return undefined;
     const secret = doc.secretSealed ? this.secretBox.open(doc.secretSealed, clientSecretContext(id)) : undefined;
-    return { ...doc.metadata, client_id: id, ...(secret ? { client_secret: secret } : {}) } as AdapterPayload;
+    const payload = { ...doc.metadata, client_id: id, ...(secret ? { client_secret: secret } : {}) } as AdapterPayload;
+    if (this.ttlMs > 0 && version === this.version) {
+      this.cache.set(id, { payload: structuredClone(payload), expiresAt: Date.now() + this.ttlMs });
+      if (this.cache.size > CLIENT_CACHE_MAX_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+    }
+    return payload;
   }
 
   async destroy(id: string): Promise<void> {
-    await guard(() => this.collection.deleteOne({ _id: id }));
+    try {
+      await guard(() => this.collection.deleteOne({ _id: id }));
+    } finally {
+      this.invalidate(id);
+    }
   }
 
   async findByUid(): Promise<undefined> {
@@ -169,6 +214,14 @@ export function createAdapterFactory(connection: Connection, secretBox: SecretBo
     }
     return adapter;
   };
+}
+
+/**
+ * Drops a client from the client adapter's in-process cache (no-op for any other adapter). For code that
+ * writes the clients collection directly (the client registry's update, secret rotation and delete).
+ */
+export function invalidateCachedClient(adapter: Adapter, clientId?: string): void {
+  if (adapter instanceof ClientAdapter) adapter.invalidate(clientId);
 }
 
 /** Creates the TTL and lookup indexes. Idempotent; run at every start. */

@@ -12,9 +12,10 @@ import type { Adapter } from 'oidc-provider';
 import { z } from 'zod';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { ConflictError, InputError, NotFoundError } from '../errors.js';
-import { CLIENTS_COLLECTION, clientSecretContext, type ClientDocument } from './adapter.js';
+import { CLIENTS_COLLECTION, clientSecretContext, invalidateCachedClient, type ClientDocument } from './adapter.js';
 import { grantShapeProblems, redirectUriProblem } from './client-rules.js';
 import { CLIENT_ARTIFACTS, removeArtifacts } from './revocation.js';
+import { randomId } from '../crypto/ids.js';
 
 /** oidc-provider exposes each model's adapter at run time; its type definitions do not declare it. */
 export function clientAdapter(provider: Provider): Adapter {
@@ -188,13 +189,25 @@ export class ClientRegistry {
     return this.connection.collection<ClientDocument>(CLIENTS_COLLECTION);
   }
 
+  /**
+   * Runs a direct write to the clients collection, then drops the client from the adapter's in-process
+   * cache (src/oidc/adapter.ts), so this process serves the change at once (other processes within the TTL).
+   */
+  private async writing<T>(clientId: string, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } finally {
+      invalidateCachedClient(clientAdapter(this.provider), clientId);
+    }
+  }
+
   /** Builds and validates client metadata without storing it. */
   async buildMetadata(input: NewClientInput): Promise<{ clientId: string; clientSecret?: string; metadata: Record<string, unknown> }> {
     const parsed = newClientInput.safeParse(input);
     if (!parsed.success) throw InputError.fromZod(parsed.error, 'invalid client');
     const c = parsed.data;
     const grantTypes = [...new Set(c.grantTypes)];
-    const clientId = c.clientId ?? randomBytes(16).toString('base64url');
+    const clientId = c.clientId ?? randomId(16);
     const clientSecret = SECRET_AUTH_METHODS.has(c.authMethod) ? (c.clientSecret ?? newSecret()) : undefined;
 
     const metadata: Record<string, unknown> = {
@@ -288,13 +301,15 @@ export class ClientRegistry {
     await providerValidate(this.provider, { ...after, ...(currentSecret ? { client_secret: currentSecret } : {}) });
 
     const now = new Date();
-    const updated = await this.collection.findOneAndUpdate(
-      { _id: clientId, updatedAt: doc.updatedAt },
-      {
-        $set: { metadata: after, updatedAt: now, ...(clientSecret ? { secretSealed } : {}) },
-        ...(secretRemoved ? { $unset: { secretSealed: '' } } : {}),
-      },
-      { returnDocument: 'after', projection: { secretSealed: 0 } },
+    const updated = await this.writing(clientId, () =>
+      this.collection.findOneAndUpdate(
+        { _id: clientId, updatedAt: doc.updatedAt },
+        {
+          $set: { metadata: after, updatedAt: now, ...(clientSecret ? { secretSealed } : {}) },
+          ...(secretRemoved ? { $unset: { secretSealed: '' } } : {}),
+        },
+        { returnDocument: 'after', projection: { secretSealed: 0 } },
+      ),
     );
     if (!updated) throw new ConflictError('the client was changed by someone else at the same time; read it again and retry');
 
@@ -316,9 +331,11 @@ export class ClientRegistry {
       throw new ConflictError(`this client authenticates with ${method} and has no secret to rotate`);
     }
     const clientSecret = newSecret();
-    const rotated = await this.collection.updateOne(
-      { _id: clientId, secretSealed: doc.secretSealed },
-      { $set: { secretSealed: this.secretBox.seal(clientSecret, clientSecretContext(clientId)), updatedAt: new Date() } },
+    const rotated = await this.writing(clientId, () =>
+      this.collection.updateOne(
+        { _id: clientId, secretSealed: doc.secretSealed },
+        { $set: { secretSealed: this.secretBox.seal(clientSecret, clientSecretContext(clientId)), updatedAt: new Date() } },
+      ),
     );
     if (rotated.matchedCount === 0) throw new ConflictError('the client was changed by someone else at the same time; retry');
     return { clientId, clientSecret };
@@ -329,7 +346,7 @@ export class ClientRegistry {
    * holds. Returns how many artifacts were revoked.
    */
   async remove(clientId: string): Promise<{ revoked: Record<string, number> }> {
-    const result = await this.collection.deleteOne({ _id: clientId });
+    const result = await this.writing(clientId, () => this.collection.deleteOne({ _id: clientId }));
     if (result.deletedCount === 0) throw new NotFoundError(`no client with id "${clientId}"`);
     const revoked = await removeArtifacts(this.connection, CLIENT_ARTIFACTS, 'clientId', clientId);
     return { revoked };

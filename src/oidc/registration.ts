@@ -12,13 +12,14 @@
  * The policy is inherited by the registration access token, so RFC 7592 updates obey the same rules
  * (without using up the initial token).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Connection } from 'mongoose';
 import type Provider from 'oidc-provider';
 import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { isAdminScope } from '../admin/permissions.js';
 import { NotFoundError } from '../errors.js';
 import { clientMetadataProblems } from './clients.js';
+import { randomId } from '../crypto/ids.js';
 
 export const REGISTRATION_POLICY = 'gatehouse';
 export const REGISTRATION_TOKENS_COLLECTION = 'registration_tokens';
@@ -96,7 +97,7 @@ export class RegistrationTokenStore {
     const token = await iat.save();
     const now = new Date();
     const doc: RegistrationTokenDocument = {
-      _id: randomBytes(12).toString('base64url'),
+      _id: randomId(12),
       tokenHash: hashToken(token),
       maxUses: options.maxUses ?? null,
       remainingUses: options.maxUses ?? null,
@@ -183,7 +184,7 @@ export function registrationFeatures(connection: Connection): Pick<NonNullable<C
       idFactory(ctx) {
         const iat = (ctx as KoaContextWithOIDC).oidc.entities.InitialAccessToken as { policies?: string[] } | undefined;
         if (!iat?.policies?.includes(REGISTRATION_POLICY)) throw new errors.InvalidToken('this initial access token was not issued by a Gatehouse administrator');
-        return randomBytes(16).toString('base64url');
+        return randomId(16);
       },
       policies: {
         async [REGISTRATION_POLICY](ctx, properties) {

@@ -28,12 +28,24 @@ const PROMPTS: Record<SecondFactorMethod, (destination: string) => string> = {
 const sendMessage = (result: SendResult) => sendFailureMessage(result, 'Use another way to verify');
 
 export class SecondFactorStep implements SecondFactorStepApi {
+  /**
+   * The account's available methods, read once per request (entering the step and showing its page both
+   * need them). Within one request of this step nothing enrols or removes a method before they are read
+   * again: a verified recovery code (which can use up the last one) finishes the sign-in.
+   */
+  private readonly available = new WeakMap<Current['ctx'], { accountId: string; methods: Promise<SecondFactorMethod[]> }>();
+
   constructor(private readonly flow: SignInFlow) {}
 
   /** The methods this sign-in may use: what the account has and its policy allows, minus exclusions. */
   private async methods(current: Current): Promise<SecondFactorMethod[]> {
     const excluded = new Set(current.state.excludeMethods ?? []);
-    return (await this.flow.deps.factors.availableMethods(current.account)).filter((m) => !excluded.has(m));
+    let known = this.available.get(current.ctx);
+    if (!known || known.accountId !== current.account.accountId) {
+      known = { accountId: current.account.accountId, methods: this.flow.deps.factors.availableMethods(current.account) };
+      this.available.set(current.ctx, known);
+    }
+    return (await known.methods).filter((m) => !excluded.has(m));
   }
 
   /** Enrolled, but nothing usable is left (e.g. the policy no longer allows its factors): say so, never skip. */
