@@ -11,7 +11,7 @@ import { localUri } from '../src/db/embedded.js';
 import { startStandin, type RunningStandin } from '../src/db/standin.js';
 import { Browser } from './support/browser.js';
 import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.js';
-import { discover } from './support/rp.js';
+import { discover, RP_REDIRECT } from './support/rp.js';
 
 let standin: RunningStandin | undefined;
 let gh: TestGatehouse | undefined;
@@ -36,6 +36,7 @@ test('a database outage gives 503s and Gatehouse recovers when the database retu
   const port = standin.port;
   gh = await startTestGatehouse('outage', { dbUri: localUri(port, 'outage'), overrides: { mongodb: { serverSelectionTimeoutMs: 1000 } } });
   const machine = await gh.services.clients.create({ name: 'Outage machine', grantTypes: ['client_credentials'] });
+  const web = await gh.services.clients.create({ name: 'Outage web app', redirectUris: [RP_REDIRECT] });
   const rp = await discover(gh.url, machine.clientId, machine.clientSecret);
   expect((await oidc.clientCredentialsGrant(rp, {})).access_token).toBeTruthy();
   await new Promise((r) => setTimeout(r, 600)); // let the stand-in write its snapshot
@@ -50,7 +51,9 @@ test('a database outage gives 503s and Gatehouse recovers when the database retu
   expect(token.status).toBe(503);
   expect(await token.json()).toMatchObject({ error: 'temporarily_unavailable' });
 
-  const page = await new Browser().request(`${gh.url}/auth?client_id=${machine.clientId}&response_type=code&scope=openid`);
+  // A valid authorization request (its client may be served from memory) must store an interaction: 503.
+  const authorize = `${gh.url}/auth?client_id=${web.clientId}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(RP_REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`;
+  const page = await new Browser().request(authorize);
   expect(page.status).toBe(503);
   expect(page.body).toContain('Temporarily unavailable');
 
