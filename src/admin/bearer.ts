@@ -10,6 +10,7 @@
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountService } from '../accounts/accounts.js';
+import { CLIENTS_COLLECTION, type ClientDocument } from '../oidc/adapter.js';
 import { invalidRequest, invalidToken, missingToken } from './errors.js';
 import { accountMayHoldScope, isAdminScope, permissionsOf, type AdminScope, type Permission } from './permissions.js';
 
@@ -50,10 +51,12 @@ function tokenFrom(ctx: Context): string {
 }
 
 export function createAuthenticator(provider: Provider, accounts: AccountService) {
+  const clients = accounts.model.db.collection<ClientDocument>(CLIENTS_COLLECTION);
   const registeredAdminScopes = async (clientId: string): Promise<Set<string> | undefined> => {
-    const client = await provider.Client.find(clientId);
-    if (!client) return undefined;
-    return new Set(String(client.scope ?? '').split(' ').filter(isAdminScope));
+    // Straight from the database, not oidc-provider's (cached) client: a scope taken away applies at once.
+    const doc = await clients.findOne({ _id: clientId }, { projection: { 'metadata.scope': 1 } });
+    if (!doc) return undefined;
+    return new Set(String(doc.metadata?.scope ?? '').split(' ').filter(isAdminScope));
   };
 
   return async function authenticate(ctx: Context): Promise<AdminPrincipal> {

@@ -45,7 +45,8 @@ function jsonBodies(): Middleware {
   });
   return async (ctx: Context, next: Next) => {
     if (!BODY_METHODS.includes(ctx.method)) return next();
-    if (ctx.request.length === 0 || !ctx.request.is('*/*')) {
+    const hasBody = ctx.request.length > 0 || (ctx.request.length === undefined && ctx.get('transfer-encoding') !== '');
+    if (!hasBody) {
       // No body at all; routes that need one say what is missing.
       ctx.request.body = {};
       return next();

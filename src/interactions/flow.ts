@@ -193,7 +193,8 @@ export class SignInFlow {
     const usable = account !== null && account.status === 'active';
     if (!passwordOk || !usable) {
       const reason = !account ? 'unknown_account' : !passwordOk ? 'wrong_password' : `account_${account.status}`;
-      await this.audit({ ctx, details, ...(account ? { accountId: account.accountId } : {}) }, 'signin.password', 'failure', { reason, identifier: login.slice(0, 64) });
+      // What was typed is not recorded for unknown accounts: people sometimes type their password there.
+      await this.audit({ ctx, details, ...(account ? { accountId: account.accountId } : {}) }, 'signin.password', 'failure', { reason });
       // The identifier is not echoed back: the page must read the same for every kind of failure.
       return this.loginView(details, await this.clientName(details), SIGN_IN_FAILED, 401);
     }

@@ -124,6 +124,26 @@ function newSecret(): string {
  * Gatehouse's rules on top of oidc-provider's schema, keyed by metadata field: redirect URIs (https
  * except loopback, no fragment), grant/response consistency, and authentication that fits the grants.
  */
+/** Client metadata that makes the server fetch or call a URL the client chose. */
+export const FETCHED_BY_URL = ['sector_identifier_uri', 'request_uris', 'backchannel_logout_uri', 'frontchannel_logout_uri', 'initiate_login_uri', 'backchannel_client_notification_endpoint'] as const;
+
+/** Shape problems in raw (self-registered) metadata, found before any rule reads the values. */
+export function metadataTypeProblems(metadata: Record<string, unknown>): Record<string, string> {
+  const problems: Record<string, string> = {};
+  const isStringList = (value: unknown) => Array.isArray(value) && value.every((item) => typeof item === 'string');
+  for (const field of ['grant_types', 'response_types', 'redirect_uris', 'post_logout_redirect_uris']) {
+    if (metadata[field] !== undefined && !isStringList(metadata[field])) problems[field] = 'must be an array of strings';
+  }
+  for (const field of ['token_endpoint_auth_method', 'scope', 'client_name']) {
+    if (metadata[field] !== undefined && typeof metadata[field] !== 'string') problems[field] = 'must be a string';
+  }
+  const jwks = metadata.jwks as { keys?: unknown } | undefined;
+  if (jwks !== undefined && (typeof jwks !== 'object' || jwks === null || !Array.isArray(jwks.keys) || !jwks.keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k)))) {
+    problems.jwks = 'must be an object with a "keys" array of JSON Web Keys';
+  }
+  return problems;
+}
+
 export function clientMetadataProblems(metadata: Record<string, unknown>): Record<string, string> {
   const grants = (metadata.grant_types as string[] | undefined) ?? ['authorization_code'];
   const problems = grantShapeProblems({
@@ -147,6 +167,10 @@ export function clientMetadataProblems(metadata: Record<string, unknown>): Recor
     problems.token_endpoint_auth_method = 'client_credentials needs an authenticated client (not "none")';
   }
   if (metadata.jwks_uri !== undefined) problems.jwks_uri = 'Gatehouse takes client public keys inline (jwks), not from a URL';
+  // Metadata that would make Gatehouse fetch a URL of the client's choosing (server-side request forgery).
+  for (const field of FETCHED_BY_URL) {
+    if (metadata[field] !== undefined) problems[field] = 'is not supported by Gatehouse';
+  }
   const keys = (metadata.jwks as { keys?: Array<Record<string, unknown>> } | undefined)?.keys;
   if (method === 'private_key_jwt' && !keys?.length) problems.jwks = 'private_key_jwt needs the client public keys (jwks)';
   keys?.forEach((key, i) => {
@@ -338,6 +362,8 @@ export class ClientRegistry {
       ),
     );
     if (rotated.matchedCount === 0) throw new ConflictError('the client was changed by someone else at the same time; retry');
+    // A rotation usually means the old secret leaked: what it obtained must stop working too.
+    await removeArtifacts(this.connection, ['ClientCredentials'], 'clientId', clientId);
     return { clientId, clientSecret };
   }
 

@@ -18,7 +18,7 @@ import type Provider from 'oidc-provider';
 import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { isAdminScope } from '../admin/permissions.js';
 import { NotFoundError } from '../errors.js';
-import { clientMetadataProblems } from './clients.js';
+import { clientMetadataProblems, metadataTypeProblems } from './clients.js';
 import { randomId } from '../crypto/ids.js';
 
 export const REGISTRATION_POLICY = 'gatehouse';
@@ -167,7 +167,9 @@ function checkRegisteredMetadata(ctx: KoaContextWithOIDC, properties: Record<str
   const adminScope = requested.find((scope) => isAdminScope(scope) && !held.has(scope));
   if (adminScope) refuse(`scope: "${adminScope}" can only be granted by an administrator`);
 
-  const problems = clientMetadataProblems(properties);
+  // Raw input from the registrant: check the shapes first, so the rules below never trip over a wrong type.
+  const shape = metadataTypeProblems(properties);
+  const problems = Object.keys(shape).length > 0 ? shape : clientMetadataProblems(properties);
   const [field, message] = Object.entries(problems)[0] ?? [];
   if (field) refuse(`${field}: ${message}`);
 }

@@ -131,6 +131,11 @@ describe('registered clients obey the same rules', () => {
     ['keys by URL', { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://example.com/jwks' }, /jwks/],
     ['refresh_token alone', { grant_types: ['refresh_token'] }, /grant_types|refresh_token/],
     ['client_credentials with no authentication', { grant_types: ['client_credentials'], redirect_uris: [], response_types: [], token_endpoint_auth_method: 'none' }, /token_endpoint_auth_method|authenticated/],
+    ['a sector_identifier_uri (Gatehouse would fetch it)', { sector_identifier_uri: 'https://127.0.0.1:1/x' }, /sector_identifier_uri/],
+    ['request_uris', { request_uris: ['https://127.0.0.1:1/r'] }, /request_uris/],
+    ['grant_types that is not a list', { grant_types: 'authorization_code' }, /grant_types/],
+    ['redirect_uris that is a number', { redirect_uris: 5 }, /redirect_uris/],
+    ['jwks keys that are not objects', { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [1] } }, /jwks/],
   ])('refuses %s', async (_name, extra, message) => {
     const before = await gh.services.connection.collection('clients').countDocuments();
     const res = await register({ ...webClient, ...extra }, iat);

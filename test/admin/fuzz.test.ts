@@ -162,3 +162,18 @@ test('hundreds of malformed requests all get a 4xx JSON error, and change nothin
   expect((await api(gh, 'GET', `/accounts/${accountId}`, { token: admin.token })).body).toMatchObject({ name: 'Fuzz Target', status: 'active' });
   expect((await api(gh, 'GET', `/clients/${clientId}`, { token: admin.token })).body).toMatchObject({ client_name: 'Fuzz client' });
 });
+
+test('a body sent without any Content-Type is refused, not ignored: the action does not run', async () => {
+  const { request } = await import('node:http');
+  const target = new URL(`${gh.url}/admin/api/accounts/${accountId}/disable`);
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request(target, { method: 'POST', headers: { authorization: `Bearer ${admin.token}`, accept: 'application/json', 'content-length': '17' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end('{"garbled":true}\n');
+  });
+  expect(status).toBe(415);
+  expect((await api(gh, 'GET', `/accounts/${accountId}`, { token: admin.token })).body.status).toBe('active');
+});
