@@ -13,9 +13,7 @@ export interface BenchDatabase {
   stop(): Promise<void>;
 }
 
-export function redact(uri: string): string {
-  return uri.replace(/\/\/[^@/]*@/, '//***@');
-}
+export { redactUri as redact } from '../../src/db/connection.js';
 
 export async function openBenchDatabase(givenUri?: string): Promise<BenchDatabase> {
   const name = `gatehouse_bench_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
