@@ -39,6 +39,7 @@ import { ensureAdapterIndexes } from './oidc/adapter.js';
 import { ClientRegistry } from './oidc/clients.js';
 import { loadProviderKeys, type ProviderKeys } from './oidc/keys.js';
 import { buildProvider } from './oidc/provider.js';
+import { revokeOnSelfDeletion } from './oidc/registration.js';
 import { PolicyStore, policiesFile, type PolicySource } from './policy/policy-store.js';
 
 export interface Services {
@@ -77,6 +78,7 @@ export async function createServices(config: Config, log: Logger, connection: Co
   const keys = await loadProviderKeys(connection, secretBox);
   const provider = buildProvider({ config, connection, secretBox, keys, accounts, log });
   auditProviderEvents(provider, audit);
+  revokeOnSelfDeletion(provider, connection, log);
   const clients = new ClientRegistry(provider, connection, secretBox);
   const mailer = new Mailer(config.mail, log, config.env === 'production' ? undefined : new DevMailbox());
   const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer });

@@ -20,6 +20,8 @@ import { isAdminScope } from '../admin/permissions.js';
 import { NotFoundError } from '../errors.js';
 import { clientMetadataProblems, metadataTypeProblems } from './clients.js';
 import { randomId } from '../crypto/ids.js';
+import { CLIENT_ARTIFACTS, removeArtifacts } from './revocation.js';
+import type { Logger } from '../logger.js';
 
 export const REGISTRATION_POLICY = 'gatehouse';
 export const REGISTRATION_TOKENS_COLLECTION = 'registration_tokens';
@@ -207,4 +209,16 @@ export function registrationFeatures(connection: Connection): Pick<NonNullable<C
       rotateRegistrationAccessToken: true,
     },
   };
+}
+
+/**
+ * A client that deletes itself (RFC 7592) takes its grants, tokens and codes with it, as an
+ * administrator's delete does: otherwise a client later created with the same id would inherit them.
+ */
+export function revokeOnSelfDeletion(provider: Provider, connection: Connection, log: Logger): void {
+  provider.on('registration_delete.success', (_ctx: unknown, client: { clientId: string }) => {
+    removeArtifacts(connection, CLIENT_ARTIFACTS, 'clientId', client.clientId).catch((err: unknown) => {
+      log.error({ err, clientId: client.clientId }, 'could not revoke the artifacts of a self-deleted client');
+    });
+  });
 }

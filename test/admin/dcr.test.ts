@@ -182,9 +182,17 @@ describe('registered clients obey the same rules', () => {
     expect(keep.status).toBe(200);
     rat = ((await keep.json()) as { registration_access_token: string }).registration_access_token;
 
+    // A token the client got before deleting itself must not outlive it.
+    const { provider } = gh.services;
+    const self = await provider.Client.find(clientId);
+    const leftover = await new provider.ClientCredentials({ client: self!, scope: 'openid' } as never).save();
+    expect(await provider.ClientCredentials.find(leftover)).toBeTruthy();
+
     const removed = await call('DELETE');
     expect(removed.status).toBe(204);
     expect((await api(gh, 'GET', `/clients/${clientId}`, { token: admin.token })).status).toBe(404);
     await waitForAudit(gh, { type: 'client.deleted', 'target.id': clientId });
+    for (let i = 0; i < 40 && (await provider.ClientCredentials.find(leftover)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await provider.ClientCredentials.find(leftover)).toBeUndefined();
   });
 });
