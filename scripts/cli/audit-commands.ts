@@ -1,7 +1,6 @@
 /** `audit list`: the audit log, newest first, with the same filters and cursor as the admin API. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { encodeCursor, decodeCursor } from '../../src/admin/http-input.js';
-import { auditEntryJson } from '../../src/admin/routes/audit.js';
+import { auditPage, type AuditFilters } from '../../src/admin/routes/audit.js';
 import { z } from 'zod';
 import { Printer, table, type CliIO } from './output.js';
 import { cliEnvironment, withServices } from './session.js';
@@ -17,18 +16,7 @@ function limit(value: string): number {
   return Number(value);
 }
 
-interface ListOptions {
-  actor?: string;
-  target?: string;
-  type?: string;
-  outcome?: 'success' | 'failure';
-  requestId?: string;
-  since?: Date;
-  until?: Date;
-  limit?: number;
-  cursor?: string;
-  json?: boolean;
-}
+type ListOptions = AuditFilters & { limit?: number; cursor?: string; json?: boolean };
 
 export function auditCommands(io: CliIO): Command {
   const audit = new Command('audit').description('read the audit log');
@@ -47,24 +35,8 @@ export function auditCommands(io: CliIO): Command {
     .option('--cursor <cursor>', 'continue from a previous page')
     .option('--json', 'print the page as JSON: {"items": [...], "nextCursor": ...}')
     .action(async (opts: ListOptions) => {
-      const pageSize = opts.limit ?? 50;
-      const after = opts.cursor ? decodeCursor('audit', opts.cursor, z.tuple([z.iso.datetime(), z.string().regex(/^[0-9a-f]{24}$/)])) : undefined;
-      const page = await withServices(cliEnvironment(), (services) =>
-        services.audit.query({
-          limit: pageSize,
-          ...(opts.actor ? { actor: opts.actor } : {}),
-          ...(opts.target ? { target: opts.target } : {}),
-          ...(opts.type ? { type: opts.type } : {}),
-          ...(opts.outcome ? { outcome: opts.outcome } : {}),
-          ...(opts.requestId ? { requestId: opts.requestId } : {}),
-          ...(opts.since ? { since: opts.since } : {}),
-          ...(opts.until ? { until: opts.until } : {}),
-          ...(after ? { after: { at: new Date(after[0]), id: after[1] } } : {}),
-        }),
-      );
-      const last = page.items[page.items.length - 1];
-      const nextCursor = page.more && last ? encodeCursor('audit', [last.at.toISOString(), last._id.toHexString()]) : null;
-      const items = page.items.map(auditEntryJson);
+      const { limit: pageSize, cursor, json: _json, ...filters } = opts;
+      const { items, nextCursor } = await withServices(cliEnvironment(), (services) => auditPage(services.audit, filters, pageSize ?? 50, cursor));
       new Printer(io, opts.json === true).result({ items, nextCursor }, () => {
         if (items.length === 0) return 'No audit entries.\n';
         const who = (actor: unknown) => (actor ? `${(actor as { kind: string }).kind}:${(actor as { id?: string }).id ?? '-'}` : '-');

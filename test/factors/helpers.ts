@@ -34,16 +34,18 @@ export function capturingLogger(): { log: Logger; lines: string[] } {
 }
 
 /** The default policy from the tests' point of view, with markets given inline. */
+/** A complete, valid default policy for tests. */
+export const TEST_DEFAULT_POLICY: Policy = {
+  mfa: 'optional',
+  allowDeferral: true,
+  factors: ['totp', 'email-otp', 'sms-otp', 'recovery-codes'],
+  otp: { length: 6, ttlSeconds: 600, maxAttempts: 5, resendCooldownSeconds: 30, maxSendsPerHour: 5 },
+  trustedDevice: { enabled: true, lifetimeDays: 30 },
+  lockout: { threshold: 5, durationsMinutes: [5, 15, 60] },
+};
+
 export function testPolicies(markets: Record<string, unknown> = {}, defaults: Partial<Policy> = {}): PolicySource {
-  const base: Policy = {
-    mfa: 'optional',
-    allowDeferral: true,
-    factors: ['totp', 'email-otp', 'sms-otp', 'recovery-codes'],
-    otp: { length: 6, ttlSeconds: 600, maxAttempts: 5, resendCooldownSeconds: 30, maxSendsPerHour: 5 },
-    trustedDevice: { enabled: true, lifetimeDays: 30 },
-    lockout: { threshold: 5, durationsMinutes: [5, 15, 60] },
-    ...defaults,
-  };
+  const base: Policy = { ...TEST_DEFAULT_POLICY, ...defaults };
   const set = parsePolicySet({ default: base, markets }, 'test policies');
   return { policyFor: (market) => policyFor(set, market) };
 }

@@ -4,16 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PolicyStore, policiesFile } from '../../src/policy/policy-store.js';
 import { parsePolicySet, policyFor, PolicyError } from '../../src/policy/policy.js';
-import { capturingLogger, TestClock } from './helpers.js';
+import { capturingLogger, TEST_DEFAULT_POLICY, TestClock } from './helpers.js';
 
-const DEFAULT = {
-  mfa: 'optional',
-  allowDeferral: true,
-  factors: ['totp', 'email-otp', 'sms-otp', 'recovery-codes'],
-  otp: { length: 6, ttlSeconds: 600, maxAttempts: 5, resendCooldownSeconds: 30, maxSendsPerHour: 5 },
-  trustedDevice: { enabled: true, lifetimeDays: 30 },
-  lockout: { threshold: 5, durationsMinutes: [5, 15, 60] },
-};
+const DEFAULT = TEST_DEFAULT_POLICY;
 
 function problemsOf(raw: unknown): string[] {
   try {

@@ -39,26 +39,32 @@ export function auditEntryJson(e: StoredAuditEvent): Record<string, unknown> {
   };
 }
 
+/** The filters the API and the CLI share (AuditQuery without its internal cursor form). */
+export interface AuditFilters {
+  actor?: string | undefined;
+  target?: string | undefined;
+  type?: string | undefined;
+  outcome?: 'success' | 'failure' | undefined;
+  requestId?: string | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+}
+
+/** One page of the audit log, newest first, with the opaque cursor of the next page (or null). */
+export async function auditPage(audit: AuditLog, filters: AuditFilters, limit: number, cursor?: string): Promise<{ items: Record<string, unknown>[]; nextCursor: string | null }> {
+  const after = cursor ? decodeCursor('audit', cursor, z.tuple([z.iso.datetime(), z.string().regex(/^[0-9a-f]{24}$/)])) : undefined;
+  const defined = Object.fromEntries(Object.entries(filters).filter(([, value]) => value !== undefined && value !== ''));
+  const page = await audit.query({ limit, ...defined, ...(after ? { after: { at: new Date(after[0]), id: after[1] } } : {}) });
+  const last = page.items[page.items.length - 1];
+  return {
+    items: page.items.map(auditEntryJson),
+    nextCursor: page.more && last ? encodeCursor('audit', [last.at.toISOString(), last._id.toHexString()]) : null,
+  };
+}
+
 export function auditRoutes(router: Router, audit: AuditLog, guard: Guard): void {
   router.get('/audit', guard('audit:read'), async (ctx) => {
-    const q = parseQuery(ctx, auditQuery);
-    const after = q.cursor ? decodeCursor('audit', q.cursor, z.tuple([z.iso.datetime(), z.string().regex(/^[0-9a-f]{24}$/)])) : undefined;
-    const limit = q.limit ?? DEFAULT_PAGE;
-    const page = await audit.query({
-      limit,
-      ...(q.actor ? { actor: q.actor } : {}),
-      ...(q.target ? { target: q.target } : {}),
-      ...(q.type ? { type: q.type } : {}),
-      ...(q.outcome ? { outcome: q.outcome } : {}),
-      ...(q.requestId ? { requestId: q.requestId } : {}),
-      ...(q.since ? { since: q.since } : {}),
-      ...(q.until ? { until: q.until } : {}),
-      ...(after ? { after: { at: new Date(after[0]), id: after[1] } } : {}),
-    });
-    const last = page.items[page.items.length - 1];
-    ctx.body = {
-      items: page.items.map(auditEntryJson),
-      nextCursor: page.more && last ? encodeCursor('audit', [last.at.toISOString(), last._id.toHexString()]) : null,
-    };
+    const { limit, cursor, ...filters } = parseQuery(ctx, auditQuery);
+    ctx.body = await auditPage(audit, filters, limit ?? DEFAULT_PAGE, cursor);
   });
 }
