@@ -12,6 +12,8 @@ import views from 'koa-views';
 import type { Connection } from 'mongoose';
 import type Provider from 'oidc-provider';
 import { AccountService } from './accounts/accounts.js';
+import { KnownBrowsers } from './accounts/known-browsers.js';
+import { Lockout } from './accounts/lockout.js';
 import { adminApi } from './admin/router.js';
 import { createAdminServices, type AdminServices } from './admin/services.js';
 import { AuditLog } from './audit/audit.js';
@@ -34,6 +36,8 @@ import { SignInStates } from './interactions/state.js';
 import { GuessLimit } from './interactions/guess-limit.js';
 import type { Logger } from './logger.js';
 import { DevMailbox, Mailer } from './notify/mailer.js';
+import { SecurityAlerts } from './notify/security-alerts.js';
+import { DeviceCookies } from './interactions/device-cookies.js';
 import { ConsoleSmsGateway, createSmsGateway, type SmsGateway } from './notify/sms.js';
 import { ensureAdapterIndexes } from './oidc/adapter.js';
 import { ClientRegistry } from './oidc/clients.js';
@@ -61,6 +65,9 @@ export interface Services {
   factors: Factors;
   secondFactors: SecondFactors;
   signInStates: SignInStates;
+  lockout: Lockout;
+  knownBrowsers: KnownBrowsers;
+  alerts: SecurityAlerts;
 }
 
 export interface ServiceOptions {
@@ -71,7 +78,11 @@ export interface ServiceOptions {
 /** Everything but HTTP: shared by the server and the CLI. */
 export async function createServices(config: Config, log: Logger, connection: Connection, secretBox: SecretBox, options: ServiceOptions = {}): Promise<Services> {
   const clock = options.clock ?? systemClock;
-  const hasher = new PasswordHasher(config.password.argon2, { minLength: config.password.minLength, maxLength: config.password.maxLength });
+  const hasher = new PasswordHasher(config.password.argon2, {
+    minLength: config.password.minLength,
+    maxLength: config.password.maxLength,
+    composition: config.password.composition,
+  });
   const accounts = new AccountService(connection, hasher);
   const audit = new AuditLog(connection, log, { retentionDays: config.audit.retentionDays });
   await Promise.all([ensureAdapterIndexes(connection), accounts.model.init(), audit.init()]);
@@ -89,8 +100,12 @@ export async function createServices(config: Config, log: Logger, connection: Co
   const factors = await createFactors({ connection, secretBox, mailer, sms, hasher, policies, clock, log, ...(relyingParty.ok ? { relyingParty: relyingParty.relyingParty } : {}) });
   const secondFactors = createSecondFactors(factors, policies, accounts);
   const signInStates = new SignInStates(connection);
-  await signInStates.model.init();
-  return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer, admin, clock, policies, sms, factors, secondFactors, signInStates };
+  // Unknown identifiers are counted under a keyed hash, so the lockout collection never holds what was typed.
+  const lockout = new Lockout(connection, clock, createHmac('sha256', keys.cookieKeys[0]!).update('gatehouse:lockout').digest());
+  const knownBrowsers = new KnownBrowsers(connection, clock);
+  const alerts = new SecurityAlerts(mailer, log, { issuer: config.issuer });
+  await Promise.all([signInStates.model.init(), lockout.model.init(), knownBrowsers.ensureIndexes()]);
+  return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer, admin, clock, policies, sms, factors, secondFactors, signInStates, lockout, knownBrowsers, alerts };
 }
 
 /** A real round trip, bounded in time: the connection state alone lags behind an outage. */
@@ -128,6 +143,11 @@ export function createApp(services: Services): Koa {
     csrf,
     states: services.signInStates,
     guesses: new GuessLimit(services.connection, services.clock),
+    lockout: services.lockout,
+    trustedDevices: services.factors.trustedDevice,
+    knownBrowsers: services.knownBrowsers,
+    deviceCookies: new DeviceCookies(createHmac('sha256', services.keys.cookieKeys[0]!).update('gatehouse:device-cookie').digest(), config.issuer.startsWith('https:')),
+    alerts: services.alerts,
     factors: services.secondFactors,
     clock: services.clock,
   });

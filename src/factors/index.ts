@@ -25,6 +25,7 @@ import { RecoveryCodesFactor } from './recovery-codes/recovery-codes.js';
 import { SecurityCodeFactor } from './security-code/security-code.js';
 import { SmsOtpFactor } from './sms-otp/sms-otp.js';
 import { TotpFactor } from './totp/totp.js';
+import { TrustedDeviceFactor } from './trusted-device/trusted-device.js';
 import { systemClock, type Clock } from './types.js';
 import type { RelyingParty } from './webauthn/relying-party.js';
 import { WebAuthnFactor } from './webauthn/webauthn.js';
@@ -52,7 +53,8 @@ export type {
 export type { CeremonyBinding } from './webauthn/challenges.js';
 export type { PasskeySummary } from './webauthn/passkey-record.js';
 export { resolveRelyingParty, type RelyingParty, type WebAuthnSettings } from './webauthn/relying-party.js';
-export { EmailOtpFactor, OtpStore, RecoveryCodesFactor, SecurityCodeFactor, SmsOtpFactor, TotpFactor, WebAuthnFactor };
+export type { TrustedDeviceEnrolment, TrustedDeviceSummary } from './trusted-device/trusted-device.js';
+export { EmailOtpFactor, OtpStore, RecoveryCodesFactor, SecurityCodeFactor, SmsOtpFactor, TotpFactor, TrustedDeviceFactor, WebAuthnFactor };
 
 export interface FactorDependencies {
   connection: Connection;
@@ -80,6 +82,8 @@ export interface Factors {
   securityCode: SecurityCodeFactor;
   /** Passkeys and security keys: second factor and passwordless sign-in. */
   webauthn: WebAuthnFactor;
+  /** "Remember this device": skips the one-time code (never the password) while the trust lasts. */
+  trustedDevice: TrustedDeviceFactor;
 }
 
 export async function createFactors(deps: FactorDependencies): Promise<Factors> {
@@ -88,7 +92,8 @@ export async function createFactors(deps: FactorDependencies): Promise<Factors> 
   const mac = await CodeMac.load(connection, deps.secretBox);
   const otp = new OtpStore(connection, mac, clock);
   const webauthn = new WebAuthnFactor({ connection, clock, log, relyingParty: deps.relyingParty ?? null });
-  await Promise.all([otp.ensureIndexes(), ensureCredentialIndexes(connection), webauthn.ensureIndexes()]);
+  const trustedDevice = new TrustedDeviceFactor(connection, clock);
+  await Promise.all([otp.ensureIndexes(), ensureCredentialIndexes(connection), webauthn.ensureIndexes(), trustedDevice.ensureIndexes()]);
   return {
     otp,
     emailOtp: new EmailOtpFactor({ store: otp, mailer: deps.mailer, policies: deps.policies, log }),
@@ -97,5 +102,6 @@ export async function createFactors(deps: FactorDependencies): Promise<Factors> 
     recoveryCodes: new RecoveryCodesFactor({ connection, mac, clock, log }),
     securityCode: new SecurityCodeFactor({ connection, hasher: deps.hasher, clock, log }),
     webauthn,
+    trustedDevice,
   };
 }

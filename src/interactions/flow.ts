@@ -20,12 +20,17 @@ import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import type { AccountDocument } from '../accounts/account.model.js';
 import type { AccountService } from '../accounts/accounts.js';
+import type { KnownBrowsers } from '../accounts/known-browsers.js';
+import type { Lockout } from '../accounts/lockout.js';
 import { partitionScopesForAccount } from '../admin/permissions.js';
 import type { AuditEvent, AuditLog } from '../audit/audit.js';
 import type { PasswordHasher } from '../factors/password/password.js';
+import type { TrustedDeviceFactor } from '../factors/trusted-device/trusted-device.js';
 import type { Clock } from '../factors/types.js';
+import { deviceLabel } from '../http/user-agent.js';
 import { ACR, CLAIM_DESCRIPTIONS, SCOPE_DESCRIPTIONS } from '../oidc/scopes.js';
 import type { CsrfTokens } from './csrf.js';
+import type { DeviceCookies } from './device-cookies.js';
 import type { GuessLimit } from './guess-limit.js';
 import { authenticationResult, decideRequirement, requestDemandsMfa } from './requirements.js';
 import type { SecondFactors } from './second-factors.js';
@@ -38,6 +43,7 @@ export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 export interface View {
   template: string;
   status?: number;
+  headers?: Record<string, string>;
   locals: Record<string, unknown>;
 }
 
@@ -52,11 +58,27 @@ export interface FlowDeps {
   states: SignInStates;
   factors: SecondFactors;
   guesses: GuessLimit;
+  lockout: Lockout;
+  trustedDevices: TrustedDeviceFactor;
+  knownBrowsers: KnownBrowsers;
+  deviceCookies: DeviceCookies;
+  alerts: AlertSender;
   clock: Clock;
+}
+
+/** The security-alert mails the flow sends (src/notify/security-alerts.ts). Never awaited on a sign-in path. */
+export interface AlertSender {
+  sendInBackground(account: { email?: string | null; name: string; userId: string }, alert: { kind: 'new-device-sign-in' } | { kind: 'trusted-device-added' } | { kind: 'account-locked'; until: Date }, facts: { at: Date; ip?: string; device?: string }): void;
 }
 
 /** The one message for every failed password sign-in: it never tells which part was wrong. */
 export const SIGN_IN_FAILED = 'The User ID, email or password you entered is incorrect.';
+
+/**
+ * Shown once an identifier has had too many wrong passwords — for real accounts and unknown identifiers
+ * alike (see accounts/lockout.ts), so it never confirms that an account exists.
+ */
+export const SIGN_IN_LOCKED = 'Sign-in is temporarily unavailable because of too many failed attempts. Try again later, or choose “Forgot User ID or password?” to reset your password and unlock your account.';
 
 export const LIMITS = { login: 254, password: 1024, code: 32, phone: 20 } as const;
 
@@ -135,12 +157,35 @@ export class SignInFlow {
     const { amr, acr } = authenticationResult(state.amr);
     await this.deps.states.finish(details.uid);
     await this.audit({ ctx, details, accountId: account.accountId }, 'signin.completed', 'success', { amr, acr });
+    await this.noticeNewBrowser(current);
     // auth_time is when the password was entered; a step-up keeps the session's original sign-in time,
     // so a later max_age still asks for the password.
     const authTime = state.passwordAt ?? state.authTime ?? this.deps.clock.now();
     return this.finish(ctx, {
       login: { accountId: account.accountId, amr, acr, remember: true, ts: Math.floor(new Date(authTime).getTime() / 1000) },
     });
+  }
+
+  /** A completed sign-in from a browser this account has not used before gets a security alert. */
+  private async noticeNewBrowser({ ctx, account }: Current): Promise<void> {
+    const device = deviceLabel(ctx.get('user-agent'));
+    const isNew = await this.deps.knownBrowsers.signedIn(account.accountId, this.deps.deviceCookies.browserId(ctx), { label: device, ip: ctx.ip });
+    if (isNew) this.deps.alerts.sendInBackground(account, { kind: 'new-device-sign-in' }, { at: this.deps.clock.now(), ip: ctx.ip, device });
+  }
+
+  /** "Remember this device", after a verified second factor and only where the account's policy allows it. */
+  async trustDevice(current: Current): Promise<void> {
+    const { ctx, account } = current;
+    const policy = this.deps.factors.policyFor(account.market);
+    if (!policy.trustedDevice.enabled) return;
+    const subject = this.deps.factors.subjectOf(account);
+    const previous = this.deps.deviceCookies.readTrust(ctx, account.accountId);
+    if (previous) await this.deps.trustedDevices.forget(subject, previous); // a renewal replaces the old trust
+    const device = deviceLabel(ctx.get('user-agent'));
+    const trust = await this.deps.trustedDevices.enrol(subject, { label: device, ip: ctx.ip, lifetimeDays: policy.trustedDevice.lifetimeDays });
+    this.deps.deviceCookies.writeTrust(ctx, account.accountId, trust.token, trust.expiresAt);
+    await this.audit({ ctx, details: current.details, accountId: account.accountId }, 'trusted_device.added', 'success', { deviceId: trust.id, label: device, expiresAt: trust.expiresAt.toISOString() });
+    this.deps.alerts.sendInBackground(account, { kind: 'trusted-device-added' }, { at: this.deps.clock.now(), ip: ctx.ip, device });
   }
 
   /** Hands the result to oidc-provider (its public API, which re-reads the interaction) and goes back to it. */
@@ -173,7 +218,7 @@ export class SignInFlow {
     return this.enrolmentStep.page(current, extra, status);
   }
 
-  private loginView(details: Details, clientName: string, error?: string, status = 200): Outcome {
+  loginView(details: Details, clientName: string, error?: string, status = 200): Outcome {
     const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, LIMITS.login) : '';
     return this.view(details, 'login', { title: 'Sign in', clientName, login: hint, error: error ?? null, limits: LIMITS }, status);
   }
@@ -189,16 +234,42 @@ export class SignInFlow {
     if (!login || !form.password) return this.loginView(details, await this.clientName(details), 'Enter your User ID or email and your password.', 400);
 
     const account = await this.deps.accounts.findByLogin(login);
+    const actor = account ? { accountId: account.accountId } : {};
+    // Unknown identifiers are counted and locked like accounts (under the default policy): see SIGN_IN_LOCKED.
+    const lockoutPolicy = this.deps.factors.policyFor(account?.market ?? '').lockout;
+    const lockoutKey = account ? this.deps.lockout.keyForAccount(account.accountId) : this.deps.lockout.keyForIdentifier(login);
+    const reservation = await this.deps.lockout.reserve(lockoutKey, lockoutPolicy);
+    if (!reservation.ok) {
+      // The password is not checked while locked (that would keep guessing open), but it costs the same time.
+      await this.deps.hasher.verify(null, form.password);
+      await this.audit({ ctx, details, ...actor }, 'signin.password', 'failure', { reason: 'locked' });
+      return this.loginView(details, await this.clientName(details), SIGN_IN_LOCKED, 401);
+    }
+
     const passwordOk = await this.deps.hasher.verify(account?.passwordHash, form.password);
     const usable = account !== null && account.status === 'active';
     if (!passwordOk || !usable) {
       const reason = !account ? 'unknown_account' : !passwordOk ? 'wrong_password' : `account_${account.status}`;
       // What was typed is not recorded for unknown accounts: people sometimes type their password there.
-      await this.audit({ ctx, details, ...(account ? { accountId: account.accountId } : {}) }, 'signin.password', 'failure', { reason });
+      await this.audit({ ctx, details, ...actor }, 'signin.password', 'failure', { reason });
+      const lockedUntil = await this.deps.lockout.failed(reservation, lockoutPolicy);
+      if (lockedUntil) {
+        await this.deps.audit.record({
+          type: 'account.locked',
+          outcome: 'success',
+          actor: { kind: 'system' },
+          ...(account ? { target: { kind: 'account', id: account.accountId } } : {}),
+          ...this.requestFacts(ctx, details),
+          details: { until: lockedUntil.toISOString(), subject: account ? 'account' : 'unknown_identifier', threshold: lockoutPolicy.threshold },
+        });
+        if (account) this.deps.alerts.sendInBackground(account, { kind: 'account-locked', until: lockedUntil }, { at: this.deps.clock.now(), ip: ctx.ip, device: deviceLabel(ctx.get('user-agent')) });
+        return this.loginView(details, await this.clientName(details), SIGN_IN_LOCKED, 401);
+      }
       // The identifier is not echoed back: the page must read the same for every kind of failure.
       return this.loginView(details, await this.clientName(details), SIGN_IN_FAILED, 401);
     }
 
+    await this.deps.lockout.succeeded(lockoutKey);
     await this.audit({ ctx, details, accountId: account.accountId }, 'signin.password', 'success');
     if (this.deps.hasher.needsRehash(account.passwordHash!)) {
       // Parameters were raised since this hash was made: upgrade it now that we know the password.
@@ -232,6 +303,11 @@ export class SignInFlow {
     }
     if (requirement.kind === 'second-factor') {
       const state = await this.deps.states.start({ ...base, step: 'second-factor', deferralAllowed: false });
+      // A remembered device skips the code after a fresh password — unless the request demands MFA.
+      if (passwordAt && policy.trustedDevice.enabled && !requestDemandsMfa(details.params.acr_values) && (await this.deviceIsTrusted(ctx, account))) {
+        await this.audit({ ctx, details, accountId: account.accountId }, 'signin.trusted_device', 'success');
+        return this.finishLogin({ ctx, details, state, account });
+      }
       return this.secondFactorStep.begin({ ctx, details, state, account });
     }
     if (!passwordAt) {
@@ -240,6 +316,12 @@ export class SignInFlow {
     }
     const state = await this.deps.states.start({ ...base, step: 'enrol-profile', deferralAllowed: requirement.deferrable });
     return this.enrolmentStep.page({ ctx, details, state, account });
+  }
+
+  private async deviceIsTrusted(ctx: Context, account: AccountDocument): Promise<boolean> {
+    const token = this.deps.deviceCookies.readTrust(ctx, account.accountId);
+    if (!token) return false;
+    return (await this.deps.trustedDevices.verify(this.deps.factors.subjectOf(account), token, { ip: ctx.ip })).ok;
   }
 
   /** A signed-in session asked for MFA by the request (acr_values): straight to the second factor. */

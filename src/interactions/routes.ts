@@ -18,6 +18,7 @@ async function respond(ctx: Context, outcome: Outcome): Promise<void> {
     return;
   }
   ctx.status = outcome.view.status ?? 200;
+  for (const [name, value] of Object.entries(outcome.view.headers ?? {})) ctx.set(name, value);
   await ctx.render(outcome.view.template, outcome.view.locals);
 }
 
@@ -60,7 +61,10 @@ export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens): Router {
 
   const sf = flow.secondFactorStep;
   const enrol = flow.enrolmentStep;
-  router.post('/second-factor', checkCsrf, step((c, ctx) => sf.verify(c, fields(ctx, { code: short(LIMITS.code) }).code)));
+  router.post('/second-factor', checkCsrf, step((c, ctx) => {
+    const form = fields(ctx, { code: short(LIMITS.code), remember: short(8) });
+    return sf.verify(c, form.code, form.remember === '1');
+  }));
   router.post('/second-factor/method', checkCsrf, step((c, ctx) => sf.switchMethod(c, fields(ctx, { method: short(32) }).method)));
   router.post('/second-factor/resend', checkCsrf, step((c) => sf.resend(c)));
 

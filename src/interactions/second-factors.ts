@@ -4,17 +4,15 @@
  */
 import type { AccountDocument } from '../accounts/account.model.js';
 import type { ChallengeContext, FactorSubject, VerifyOutcome } from '../factors/types.js';
+import type { Policy } from '../policy/policy.js';
 import type { SecondFactorMethod } from './state.js';
 
 export type SendResult =
   | { ok: true; destination: string; retryAfterSeconds: number }
   | { ok: false; reason: 'cooldown' | 'hourly_cap' | 'unavailable'; retryAfterSeconds?: number };
 
-export interface MarketPolicy {
-  mfa: 'required' | 'optional' | 'off';
-  allowDeferral: boolean;
-  factors: string[];
-}
+/** The account's market policy (config/policies.json): 2FA mode, factors, trusted devices, lockout. */
+export type MarketPolicy = Pick<Policy, 'mfa' | 'allowDeferral' | 'factors' | 'trustedDevice' | 'lockout'>;
 
 /** What the flow asks of the factors. Implemented in second-factors-impl.ts over src/factors. */
 export interface SecondFactors {

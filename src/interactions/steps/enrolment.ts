@@ -25,7 +25,7 @@ export class EnrolmentStep implements EnrolmentStepApi {
   }
 
   private allows(current: Current, factor: string): boolean {
-    return this.policy(current).factors.includes(factor);
+    return (this.policy(current).factors as readonly string[]).includes(factor);
   }
 
   private async go(current: Current, step: SignInStep, extra: Record<string, unknown> = {}, change: Record<string, unknown> = {}, addAmr: string[] = []): Promise<Outcome> {

@@ -87,13 +87,20 @@ export class SecondFactorStep implements SecondFactorStepApi {
         codeLabel: method === 'recovery-codes' ? 'Recovery code' : 'Code',
         canResend: method === 'email-otp' || method === 'sms-otp',
         alternatives: methods.filter((m) => m !== method).map((m) => ({ method: m, label: METHOD_LABELS[m].switchTo })),
+        rememberDays: this.rememberDays(current),
         ...extra,
       },
       status,
     );
   }
 
-  async verify(current: Current, code: string): Promise<Outcome> {
+  /** Offered only where the account's policy allows trusted devices. */
+  private rememberDays(current: Current): number | null {
+    const { trustedDevice } = this.flow.deps.factors.policyFor(current.account.market);
+    return trustedDevice.enabled ? trustedDevice.lifetimeDays : null;
+  }
+
+  async verify(current: Current, code: string, remember = false): Promise<Outcome> {
     const { deps } = this.flow;
     const method = current.state.method;
     if (current.state.step !== 'second-factor' || !method) return this.flow.stepView(current);
@@ -114,6 +121,8 @@ export class SecondFactorStep implements SecondFactorStepApi {
     await deps.guesses.clear(accountId);
     await this.flow.audit({ ...current, accountId }, 'signin.second_factor', 'success', { method });
     const state = await deps.states.update(current.details.uid, {}, outcome.amr);
+    // Trust is written only now, after the second factor was verified.
+    if (remember) await this.flow.trustDevice(current);
     return this.flow.finishLogin({ ...current, state: state ?? current.state });
   }
 
