@@ -18,7 +18,7 @@ import { adminApi } from './admin/router.js';
 import { createAdminServices, type AdminServices } from './admin/services.js';
 import { AuditLog } from './audit/audit.js';
 import { auditProviderEvents } from './audit/provider-events.js';
-import type { Config } from './config.js';
+import { projectRoot, type Config } from './config.js';
 import type { SecretBox } from './crypto/secret-box.js';
 import { demoRoutes } from './demo/demo-rp.js';
 import { createFactors, type Factors } from './factors/index.js';
@@ -27,6 +27,7 @@ import { PasswordHasher } from './factors/password/password.js';
 import { systemClock, type Clock } from './factors/types.js';
 import { errorBoundary, requestContext, requireDatabase, requireHttps, sameOriginPosts, securityHeaders } from './http/middleware.js';
 import { VIEWS_DIR } from './http/render.js';
+import { RateLimits } from './http/rate-limit.js';
 import { CsrfTokens } from './interactions/csrf.js';
 import { SignInFlow } from './interactions/flow.js';
 import { interactionRoutes } from './interactions/routes.js';
@@ -65,6 +66,7 @@ export interface Services {
   factors: Factors;
   secondFactors: SecondFactors;
   signInStates: SignInStates;
+  rateLimits: RateLimits;
   lockout: Lockout;
   knownBrowsers: KnownBrowsers;
   alerts: SecurityAlerts;
@@ -85,14 +87,14 @@ export async function createServices(config: Config, log: Logger, connection: Co
   });
   const accounts = new AccountService(connection, hasher);
   const audit = new AuditLog(connection, log, { retentionDays: config.audit.retentionDays });
-  await Promise.all([ensureAdapterIndexes(connection), accounts.model.init(), audit.init()]);
+  const rateLimits = new RateLimits(connection, config.rateLimits, { audit });
+  await Promise.all([ensureAdapterIndexes(connection), accounts.model.init(), audit.init(), rateLimits.init()]);
   const keys = await loadProviderKeys(connection, secretBox);
   const provider = buildProvider({ config, connection, secretBox, keys, accounts, log });
   auditProviderEvents(provider, audit);
   revokeOnSelfDeletion(provider, connection, log);
   const clients = new ClientRegistry(provider, connection, secretBox);
   const mailer = new Mailer(config.mail, log, config.env === 'production' ? undefined : new DevMailbox());
-  const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer });
   const policies = PolicyStore.open(policiesFile(), { log, clock });
   const sms = createSmsGateway(config.sms, config.env, log);
   const relyingParty = resolveRelyingPartySettings(config.webauthn, config.issuer);
@@ -105,7 +107,8 @@ export async function createServices(config: Config, log: Logger, connection: Co
   const knownBrowsers = new KnownBrowsers(connection, clock);
   const alerts = new SecurityAlerts(mailer, log, { issuer: config.issuer });
   await Promise.all([signInStates.model.init(), lockout.model.init(), knownBrowsers.ensureIndexes()]);
-  return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer, admin, clock, policies, sms, factors, secondFactors, signInStates, lockout, knownBrowsers, alerts };
+  const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer, lockout, trustedDevices: factors.trustedDevice });
+  return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer, admin, clock, policies, sms, factors, secondFactors, signInStates, lockout, knownBrowsers, alerts, rateLimits };
 }
 
 /** A real round trip, bounded in time: the connection state alone lags behind an outage. */
@@ -123,7 +126,15 @@ async function databaseAnswers(connection: Connection, timeoutMs = 2000): Promis
   }
 }
 
-const ASSETS: Record<string, string> = { 'gatehouse.css': 'text/css; charset=utf-8' };
+const ASSETS: Record<string, string> = {
+  'gatehouse.css': 'text/css; charset=utf-8',
+  'passkey.js': 'text/javascript; charset=utf-8',
+  'simplewebauthn-browser.js': 'text/javascript; charset=utf-8',
+};
+/** Assets served straight from an installed package rather than views/assets. */
+const PACKAGE_ASSETS: Record<string, string> = {
+  'simplewebauthn-browser.js': path.join(projectRoot, 'node_modules', '@simplewebauthn', 'browser', 'dist', 'bundle', 'index.umd.min.js'),
+};
 
 export function createApp(services: Services): Koa {
   const { config, log, provider, connection } = services;
@@ -145,6 +156,7 @@ export function createApp(services: Services): Koa {
     guesses: new GuessLimit(services.connection, services.clock),
     lockout: services.lockout,
     trustedDevices: services.factors.trustedDevice,
+    webauthn: services.factors.webauthn,
     knownBrowsers: services.knownBrowsers,
     deviceCookies: new DeviceCookies(createHmac('sha256', services.keys.cookieKeys[0]!).update('gatehouse:device-cookie').digest(), config.issuer.startsWith('https:')),
     alerts: services.alerts,
@@ -175,7 +187,7 @@ export function createApp(services: Services): Koa {
     if (!type) return ctx.throw(404, 'There is nothing at this address.');
     ctx.type = type;
     ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = await readFile(path.join(VIEWS_DIR, 'assets', ctx.params.file!));
+    ctx.body = await readFile(PACKAGE_ASSETS[ctx.params.file!] ?? path.join(VIEWS_DIR, 'assets', ctx.params.file!));
   });
   if (services.mailer.devMailbox) {
     const mailbox = services.mailer.devMailbox;
@@ -189,11 +201,13 @@ export function createApp(services: Services): Koa {
 
   // Only our own routes get a body parser: oidc-provider parses its own request bodies.
   const parseForms = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
+  // The passkey ceremonies (views/assets/passkey.js) post JSON, and only to their own routes.
+  const parseJson = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
   const interactions = interactionRoutes(flow, csrf);
   app.use(async (ctx, next) => {
     if (!ctx.path.startsWith('/interaction/')) return next();
     try {
-      await parseForms(ctx, async () => undefined);
+      await (/\/passkey\/[a-z]+$/.test(ctx.path) ? parseJson : parseForms)(ctx, async () => undefined);
     } catch (err) {
       // An undecodable body (bad gzip, bad charset) is the client's fault: 4xx, never 500.
       const status = (err as { status?: number }).status;

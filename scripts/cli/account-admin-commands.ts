@@ -1,6 +1,6 @@
 /**
  * `account show|search|update|disable|enable|unlock|reset-second-factor|revoke-sessions|invite|
- * resend-invitation|reset-password`: the admin API's account operations, on the database directly.
+ * resend-invitation|reset-password|devices|revoke-devices`: the admin API's account operations, on the database directly.
  * An account is named by its account ID (sub), User ID or email. Every change is audited as the CLI.
  */
 import { Command, Option } from 'commander';
@@ -246,9 +246,40 @@ export function addAccountAdminCommands(account: Command, io: CliIO): void {
 
   account
     .command('reset-password')
-    .description('send a password reset (not available yet: arrives with account recovery)')
+    .description('mail the person a request to reset their password through self-service recovery (/recover)')
     .argument('<account>', 'account ID (sub), User ID or email')
-    .action(async (reference: string) => {
-      await withServices(cliEnvironment(), async (services) => run(async () => services.admin.accountOps.requestPasswordReset(await resolveAccountId(services, reference), cliCall())));
+    .option('--json', 'print the result as JSON')
+    .action(async (reference: string, opts: { json?: boolean }) => {
+      const result = await withServices(cliEnvironment(), async (services) => run(async () => services.admin.accountOps.requestPasswordReset(await resolveAccountId(services, reference), cliCall())));
+      if (!result.sent) throw new CliError('the password reset request could not be mailed: check the mail settings (SMTP_URL)');
+      new Printer(io, opts.json === true).result(result, () => 'Mailed a request to reset the password through /recover.\n');
+    });
+
+  account
+    .command('devices')
+    .description("list an account's trusted (remembered) devices")
+    .argument('<account>', 'account ID (sub), User ID or email')
+    .option('--json', 'print the result as JSON')
+    .action(async (reference: string, opts: { json?: boolean }) => {
+      const items = await withServices(cliEnvironment(), async (services) => services.admin.accountOps.listTrustedDevices(await resolveAccountId(services, reference)));
+      new Printer(io, opts.json === true).result({ items }, () =>
+        items.length === 0 ? 'No trusted devices.\n' : table(['id', 'device', 'last seen', 'last IP', 'trusted until'], items.map((d) => [d.id, d.label, d.lastSeenAt, d.lastIp ?? '', d.expiresAt])),
+      );
+    });
+
+  account
+    .command('revoke-devices')
+    .description('stop trusting devices of an account: one (--device <id>) or all of them')
+    .argument('<account>', 'account ID (sub), User ID or email')
+    .option('--device <id>', 'only this device (see: account devices)')
+    .option('--json', 'print the result as JSON')
+    .action(async (reference: string, opts: { device?: string; json?: boolean }) => {
+      const result = await withServices(cliEnvironment(), async (services) => {
+        const accountId = await resolveAccountId(services, reference);
+        if (opts.device === undefined) return run(() => services.admin.accountOps.revokeAllTrustedDevices(accountId, cliCall()));
+        await run(() => services.admin.accountOps.revokeTrustedDevice(accountId, opts.device!, cliCall()));
+        return { revoked: 1 };
+      });
+      new Printer(io, opts.json === true).result(result, () => `Revoked ${result.revoked} trusted device(s); their next sign-in asks for the second factor.\n`);
     });
 }

@@ -4,7 +4,8 @@
  * conditional update, so two administrators acting at once cannot overwrite each other unseen.
  *
  * Fields owned by other features are touched through the raw collection: `mfa` (the second factor,
- * with its secrets in the `credentials` collection) and `lockedUntil` (lockout).
+ * with its secrets in the `credentials` collection). Temporary lockout after wrong passwords lives in
+ * its own collection (lockout.ts); an account under one is shown as `locked` with its `lockedUntil`.
  */
 import type { Connection } from 'mongoose';
 import { z } from 'zod';
@@ -12,6 +13,7 @@ import { ConflictError, InputError, NotFoundError, duplicateKeyField } from '../
 import { ACCOUNT_ARTIFACTS, removeArtifacts } from '../oidc/revocation.js';
 import type { AccountFields, AccountStatus } from './account.model.js';
 import type { AccountService } from './accounts.js';
+import type { Lockout } from './lockout.js';
 
 /** The collection where each second factor keeps its secrets, keyed by `accountId`. */
 const CREDENTIALS_COLLECTION = 'credentials';
@@ -106,7 +108,18 @@ export class AccountAdmin {
   constructor(
     private readonly connection: Connection,
     private readonly accounts: AccountService,
+    private readonly lockout?: Lockout,
   ) {}
+
+  /** Adds the temporary lock (from the lockout records) to accounts read from the collection. */
+  private async withLocks(docs: RawAccount[]): Promise<RawAccount[]> {
+    if (!this.lockout || docs.length === 0) return docs;
+    const locks = await this.lockout.locksFor(docs.map((d) => d.accountId));
+    return docs.map((d) => {
+      const until = locks.get(d.accountId);
+      return until && !d.lockedUntil ? { ...d, lockedUntil: until, status: d.status === 'active' ? 'locked' : d.status } : d;
+    });
+  }
 
   private get collection() {
     return this.accounts.model.collection;
@@ -115,7 +128,7 @@ export class AccountAdmin {
   private async load(accountId: string): Promise<RawAccount> {
     const doc = (await this.collection.findOne({ accountId })) as unknown as RawAccount | null;
     if (!doc) throw new NotFoundError(`no account with id "${accountId}"`);
-    return doc;
+    return (await this.withLocks([doc]))[0]!;
   }
 
   async get(accountId: string): Promise<AccountView> {
@@ -132,7 +145,11 @@ export class AccountAdmin {
       const pattern = escapeRegex(search.q.trim().toLowerCase());
       and.push({ $or: [{ userIdLower: { $regex: pattern } }, { emailLower: { $regex: pattern } }] });
     }
-    if (search.status) and.push({ status: search.status });
+    if (search.status === 'locked' && this.lockout) {
+      and.push({ $or: [{ status: 'locked' }, { status: 'active', accountId: { $in: await this.lockout.lockedAccountIds() } }] });
+    } else if (search.status === 'active' && this.lockout) {
+      and.push({ status: 'active', accountId: { $nin: await this.lockout.lockedAccountIds() } });
+    } else if (search.status) and.push({ status: search.status });
     if (search.role) and.push({ roles: search.role });
     if (search.after !== undefined) and.push({ userIdLower: { $gt: search.after } });
     const docs = (await this.collection
@@ -140,7 +157,7 @@ export class AccountAdmin {
       .sort({ userIdLower: 1 })
       .limit(search.limit + 1)
       .toArray()) as unknown as RawAccount[];
-    const items = docs.slice(0, search.limit);
+    const items = await this.withLocks(docs.slice(0, search.limit));
     return { items: items.map(accountView), more: docs.length > search.limit, ...(items.length ? { last: items[items.length - 1]!.userIdLower } : {}) };
   }
 
@@ -210,6 +227,16 @@ export class AccountAdmin {
 
   /** disable: active|locked → disabled; enable: disabled → active; unlock: locked → active (lockout cleared). */
   async setStatus(accountId: string, action: StatusAction): Promise<{ account: AccountView; changes: Changes }> {
+    if (action === 'unlock' && this.lockout) {
+      // A temporary lock (wrong passwords) is cleared here; a `locked` status continues below to active.
+      const current = await this.load(accountId);
+      const raw = (await this.collection.findOne({ accountId })) as unknown as RawAccount;
+      if (raw.status === 'active') {
+        if (!(await this.lockout.unlock(accountId))) throw new ConflictError('the account is not locked');
+        return { account: accountView({ ...raw, lockedUntil: null }), changes: { status: { before: 'locked', after: 'active' }, lockedUntil: { before: current.lockedUntil ?? null, after: null } } };
+      }
+      if (raw.status === 'locked') await this.lockout.unlock(accountId);
+    }
     const { from, to } = TRANSITIONS[action];
     const after = (await this.collection.findOneAndUpdate(
       { accountId, status: { $in: [...from] } },

@@ -129,6 +129,21 @@ export class Lockout {
     return record?.lockedUntil && record.lockedUntil > this.clock.now() ? record.lockedUntil : null;
   }
 
+  /** The accounts among `accountIds` that are locked now, with the lock's end. */
+  async locksFor(accountIds: string[]): Promise<Map<string, Date>> {
+    const records = await this.model
+      .find({ _id: { $in: accountIds.map((id) => this.keyForAccount(id)) }, lockedUntil: { $gt: this.clock.now() } })
+      .lean<LockoutRecord[]>()
+      .exec();
+    return new Map(records.map((r) => [r._id.slice('account:'.length), r.lockedUntil!]));
+  }
+
+  /** Every account locked now (for the admin's "locked" filter; locks are few and short-lived). */
+  async lockedAccountIds(): Promise<string[]> {
+    const records = await this.model.find({ _id: { $regex: /^account:/ }, lockedUntil: { $gt: this.clock.now() } }, { _id: 1 }).limit(10_000).lean<LockoutRecord[]>().exec();
+    return records.map((r) => r._id.slice('account:'.length));
+  }
+
   /** Admin unlock or self-service recovery: clears the lock and the count. True if a lock was active. */
   async unlock(accountId: string): Promise<boolean> {
     const record = await this.model.findOneAndDelete({ _id: this.keyForAccount(accountId) }).lean<LockoutRecord>().exec();

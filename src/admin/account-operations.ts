@@ -6,12 +6,13 @@
 import { AccountAdmin, accountView, type AccountPatch, type AccountView, type Changes, type StatusAction } from '../accounts/account-admin.js';
 import type { AccountService, NewAccountInput } from '../accounts/accounts.js';
 import type { Invitations } from '../accounts/invitations.js';
+import type { TrustedDeviceFactor, TrustedDeviceSummary } from '../factors/trusted-device/trusted-device.js';
 import type { AuditLog } from '../audit/audit.js';
-import { ConflictError, InputError } from '../errors.js';
+import { ConflictError, InputError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Mailer } from '../notify/mailer.js';
 import { auditFacts, type AdminCall } from './call.js';
-import { forbidden, notImplemented } from './errors.js';
+import { forbidden } from './errors.js';
 import { isPrivilegedAccount } from './permissions.js';
 
 export interface AccountOperationsDeps {
@@ -23,7 +24,26 @@ export interface AccountOperationsDeps {
   log: Logger;
   issuer: string;
   invitationLifetimeSeconds: number;
+  trustedDevices: TrustedDeviceFactor;
 }
+
+export interface TrustedDeviceView {
+  id: string;
+  label: string;
+  firstSeenAt: string;
+  lastSeenAt: string;
+  lastIp: string | null;
+  expiresAt: string;
+}
+
+const deviceView = (d: TrustedDeviceSummary): TrustedDeviceView => ({
+  id: d.id,
+  label: d.label,
+  firstSeenAt: d.firstSeenAt.toISOString(),
+  lastSeenAt: d.lastSeenAt.toISOString(),
+  lastIp: d.lastIp,
+  expiresAt: d.expiresAt.toISOString(),
+});
 
 export interface InvitationResult {
   sent: boolean;
@@ -121,19 +141,24 @@ export class AccountOperations {
     await this.assertMayManage(call, accountId);
     const { account, changes } = await this.deps.accountAdmin.setStatus(accountId, action);
     const revoked = action === 'disable' ? await this.deps.accountAdmin.revokeSessionsAndGrants(accountId) : undefined;
-    await this.deps.audit.record({ type: STATUS_EVENTS[action], outcome: 'success', ...auditFacts(call), target: this.target(accountId), changes, ...(revoked ? { details: { revoked } } : {}) });
+    // A disabled account's remembered devices must not outlive it (re-enabling starts without them).
+    const trustedDevicesRevoked = action === 'disable' ? await this.deps.trustedDevices.revokeAll(accountId) : undefined;
+    const details = revoked ? { revoked, trustedDevicesRevoked } : undefined;
+    await this.deps.audit.record({ type: STATUS_EVENTS[action], outcome: 'success', ...auditFacts(call), target: this.target(accountId), changes, ...(details ? { details } : {}) });
     return { account, ...(revoked ? { revoked } : {}) };
   }
 
   async resetSecondFactor(accountId: string, call: AdminCall): Promise<{ credentialsRemoved: number; hadSecondFactor: boolean }> {
     await this.assertMayManage(call, accountId);
     const result = await this.deps.accountAdmin.resetSecondFactor(accountId);
+    // Device trust stood in for the second factor that is now gone.
+    const trustedDevicesRevoked = await this.deps.trustedDevices.revokeAll(accountId);
     await this.deps.audit.record({
       type: 'admin.account.second_factor_reset',
       outcome: 'success',
       ...auditFacts(call),
       target: this.target(accountId),
-      details: result,
+      details: { ...result, trustedDevicesRevoked },
       ...(result.hadSecondFactor ? { changes: { mfa: { before: 'enrolled', after: null } } } : {}),
     });
     return result;
@@ -146,11 +171,41 @@ export class AccountOperations {
   }
 
   /**
-   * The password-reset flow (a single-use link to a page that sets a new password) arrives with
-   * account recovery. Until then this refuses honestly rather than send a mail the person cannot act on.
+   * Mails the person a request to reset their password through self-service recovery (/recover), where
+   * they prove who they are with their security code and a one-time passcode. The helpdesk never sees or
+   * sets the password, and no link that bypasses those checks is created.
    */
-  async requestPasswordReset(accountId: string, call: AdminCall): Promise<never> {
+  async requestPasswordReset(accountId: string, call: AdminCall): Promise<{ sent: boolean }> {
     await this.assertMayManage(call, accountId);
-    throw notImplemented('Password reset is not available yet: it arrives with account recovery. Nothing was sent.');
+    const account = await this.deps.accountAdmin.raw(accountId);
+    if (!account.email) throw new ConflictError('the account has no email address to send the request to');
+    let sent = true;
+    try {
+      await this.deps.mailer.send(account.email, 'Please reset your password', 'password-reset-request', { name: account.name, userId: account.userId, link: `${this.deps.issuer}/recover` });
+    } catch (err) {
+      sent = false;
+      this.deps.log.warn({ err: { message: (err as Error).message }, accountId, requestId: call.requestId }, 'the password reset request mail could not be sent');
+    }
+    await this.deps.audit.record({ type: 'admin.account.password_reset_requested', outcome: sent ? 'success' : 'failure', ...auditFacts(call), target: this.target(accountId) });
+    return { sent };
+  }
+
+  async listTrustedDevices(accountId: string): Promise<TrustedDeviceView[]> {
+    await this.deps.accountAdmin.raw(accountId);
+    return (await this.deps.trustedDevices.list(accountId)).map(deviceView);
+  }
+
+  async revokeTrustedDevice(accountId: string, deviceId: string, call: AdminCall): Promise<void> {
+    await this.assertMayManage(call, accountId);
+    if (!(await this.deps.trustedDevices.revoke(accountId, deviceId))) throw new NotFoundError(`the account has no trusted device "${deviceId}"`);
+    await this.deps.audit.record({ type: 'admin.account.trusted_device_revoked', outcome: 'success', ...auditFacts(call), target: this.target(accountId), details: { deviceId } });
+  }
+
+  async revokeAllTrustedDevices(accountId: string, call: AdminCall): Promise<{ revoked: number }> {
+    await this.assertMayManage(call, accountId);
+    await this.deps.accountAdmin.raw(accountId);
+    const revoked = await this.deps.trustedDevices.revokeAll(accountId);
+    await this.deps.audit.record({ type: 'admin.account.trusted_devices_revoked', outcome: 'success', ...auditFacts(call), target: this.target(accountId), details: { revoked } });
+    return { revoked };
   }
 }

@@ -11,6 +11,8 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Mailer } from '../notify/mailer.js';
 import type { ClientRegistry } from '../oidc/clients.js';
+import type { Lockout } from '../accounts/lockout.js';
+import type { TrustedDeviceFactor } from '../factors/trusted-device/trusted-device.js';
 import { ensureRegistrationTokenIndexes, RegistrationTokenStore } from '../oidc/registration.js';
 import { AccountOperations } from './account-operations.js';
 import { ClientOperations } from './client-operations.js';
@@ -32,10 +34,12 @@ export interface AdminDeps {
   clients: ClientRegistry;
   audit: AuditLog;
   mailer: Mailer;
+  lockout: Lockout;
+  trustedDevices: TrustedDeviceFactor;
 }
 
 export async function createAdminServices(deps: AdminDeps): Promise<AdminServices> {
-  const accountAdmin = new AccountAdmin(deps.connection, deps.accounts);
+  const accountAdmin = new AccountAdmin(deps.connection, deps.accounts, deps.lockout);
   const invitations = new Invitations(deps.connection);
   const registrationTokens = new RegistrationTokenStore(deps.provider, deps.connection);
   await Promise.all([invitations.ensureIndexes(), ensureRegistrationTokenIndexes(deps.connection)]);
@@ -48,6 +52,7 @@ export async function createAdminServices(deps: AdminDeps): Promise<AdminService
     log: deps.log,
     issuer: deps.config.issuer,
     invitationLifetimeSeconds: deps.config.invitations.lifetimeHours * 3600,
+    trustedDevices: deps.trustedDevices,
   });
   const clientOps = new ClientOperations(deps.clients, registrationTokens, deps.audit);
   return { accountAdmin, invitations, registrationTokens, accountOps, clientOps };

@@ -265,11 +265,16 @@ describe('status, second factor and sessions', () => {
     expect(entry!.details).toMatchObject({ sessions: 2, grants: 2 });
   });
 
-  test('password reset is refused honestly until account recovery exists: 501, nothing sent', async () => {
+  test('password reset mails the person a request to use self-service recovery, and is audited', async () => {
     const sentBefore = smtp.received.length;
     const res = await api(gh, 'POST', `/accounts/${helpdesk.accountId}/password-reset`, as(admin));
-    expect(res.status).toBe(501);
-    expect(res.body.error_description).toMatch(/not available yet/);
-    expect(smtp.received.length).toBe(sentBefore);
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ sent: true });
+    const mail = await smtp.waitFor('desk@example.com', (m) => m.subject === 'Please reset your password');
+    expect(smtp.received.length).toBe(sentBefore + 1);
+    expect(mail.text).toContain(`${gh.url}/recover`);
+    expect(mail.text).toContain('User ID: desk');
+    const [entry] = await auditEntries(gh, { type: 'admin.account.password_reset_requested', 'target.id': helpdesk.accountId });
+    expect(entry).toMatchObject({ outcome: 'success', actor: { kind: 'account', id: admin.accountId } });
   });
 });

@@ -80,7 +80,21 @@ export function accountRoutes(router: Router, admin: AdminServices, guard: Guard
   });
 
   router.post('/accounts/:accountId/password-reset', guard('accounts:support'), noFields, async (ctx) => {
-    await accountOps.requestPasswordReset(idParam(ctx.params.accountId, 'account'), call(ctx));
+    ctx.body = await accountOps.requestPasswordReset(idParam(ctx.params.accountId, 'account'), call(ctx));
+    ctx.status = 202;
+  });
+
+  router.get('/accounts/:accountId/trusted-devices', guard('accounts:read'), async (ctx) => {
+    ctx.body = { items: await accountOps.listTrustedDevices(idParam(ctx.params.accountId, 'account')) };
+  });
+
+  router.delete('/accounts/:accountId/trusted-devices/:deviceId', guard('accounts:support'), noFields, async (ctx) => {
+    await accountOps.revokeTrustedDevice(idParam(ctx.params.accountId, 'account'), idParam(ctx.params.deviceId, 'trusted device'), call(ctx));
+    ctx.status = 204;
+  });
+
+  router.post('/accounts/:accountId/trusted-devices/revoke-all', guard('accounts:support'), noFields, async (ctx) => {
+    ctx.body = await accountOps.revokeAllTrustedDevices(idParam(ctx.params.accountId, 'account'), call(ctx));
   });
 
   router.post('/accounts/:accountId/revoke-sessions', guard('accounts:write'), noFields, async (ctx) => {
