@@ -23,6 +23,17 @@ export const projectRoot = findProjectRoot(path.dirname(fileURLToPath(import.met
 
 const positiveInt = z.number().int().positive();
 
+/** One rate limit: at most `points` requests per `durationSeconds` window. */
+const rateLimitRule = z.object({
+  points: z.number('must be a number').int('must be a whole number').min(1, 'must be at least 1').max(1_000_000, 'must be at most 1000000'),
+  durationSeconds: z
+    .number('must be a number of seconds')
+    .int('must be a whole number of seconds')
+    .min(1, 'must be at least 1 second')
+    .max(86_400, 'must be at most 86400 (one day)'),
+});
+const rateLimitBucket = z.object({ ip: rateLimitRule, identifier: rateLimitRule });
+
 const configSchema = z
   .object({
     env: z.enum(['development', 'production', 'test']),
@@ -82,6 +93,12 @@ const configSchema = z
     invitations: z.object({
       // How long the activation link mailed to an account created without a password works.
       lifetimeHours: z.number().int().min(1).max(24 * 30),
+    }),
+    // Requests per window, per IP and per identifier, for each bucket (src/http/rate-limit.ts).
+    rateLimits: z.object({
+      signin: rateLimitBucket,
+      'code-send': rateLimitBucket,
+      recovery: rateLimitBucket,
     }),
     demo: z.object({
       enabled: z.boolean(),
