@@ -21,6 +21,7 @@ import { auditProviderEvents } from './audit/provider-events.js';
 import { projectRoot, type Config } from './config.js';
 import type { SecretBox } from './crypto/secret-box.js';
 import { demoRoutes } from './demo/demo-rp.js';
+import { accountRoutes } from './selfservice/routes.js';
 import { createFactors, type Factors } from './factors/index.js';
 import { resolveRelyingPartySettings } from './factors/webauthn/relying-party.js';
 import { PasswordHasher } from './factors/password/password.js';
@@ -195,6 +196,8 @@ export function createApp(services: Services): Koa {
     site.get('/dev/mailbox', async (ctx) => ctx.render('dev-mailbox', { title: 'Development mailbox', mails: mailbox.list(), texts: texts?.list() ?? [] }));
   }
   app.use(site.routes());
+  // The self-service account area (passkeys, remembered devices): src/selfservice/.
+  app.use(accountRoutes(services).routes());
 
   // The admin REST API (JSON, Bearer tokens from this provider), with its own JSON body parser.
   app.use(adminApi(services));

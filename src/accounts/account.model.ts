@@ -13,7 +13,7 @@ export interface MfaState {
   /** Set when the one-time 2FA enrolment was completed; until then policy may send the user to it. */
   enrolledAt?: Date | null;
   /** The OTP channel the user picked as default: challenged first at sign-in. */
-  defaultMethod?: 'email-otp' | 'sms-otp' | 'totp' | null;
+  defaultMethod?: 'email-otp' | 'sms-otp' | 'totp' | 'webauthn' | null;
   /** How many times the user deferred enrolment (each one is audited too). */
   deferrals?: number;
 }
@@ -65,7 +65,7 @@ const accountSchema = new Schema<AccountFields>(
       type: new Schema<MfaState>(
         {
           enrolledAt: { type: Date, default: null },
-          defaultMethod: { type: String, enum: ['email-otp', 'sms-otp', 'totp', null], default: null },
+          defaultMethod: { type: String, enum: ['email-otp', 'sms-otp', 'totp', 'webauthn', null], default: null },
           deferrals: { type: Number, default: 0 },
         },
         { _id: false },

@@ -26,6 +26,7 @@ import { partitionScopesForAccount } from '../admin/permissions.js';
 import type { AuditEvent, AuditLog } from '../audit/audit.js';
 import type { PasswordHasher } from '../factors/password/password.js';
 import type { TrustedDeviceFactor } from '../factors/trusted-device/trusted-device.js';
+import type { WebAuthnFactor } from '../factors/webauthn/webauthn.js';
 import type { Clock } from '../factors/types.js';
 import { deviceLabel } from '../http/user-agent.js';
 import { ACR, CLAIM_DESCRIPTIONS, SCOPE_DESCRIPTIONS } from '../oidc/scopes.js';
@@ -36,6 +37,7 @@ import { authenticationResult, decideRequirement, requestDemandsMfa } from './re
 import type { SecondFactors } from './second-factors.js';
 import type { SignInState, SignInStates } from './state.js';
 import { EnrolmentStep } from './steps/enrolment.js';
+import { PasskeyStep } from './steps/passkey.js';
 import { SecondFactorStep } from './steps/second-factor.js';
 
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -60,6 +62,8 @@ export interface FlowDeps {
   guesses: GuessLimit;
   lockout: Lockout;
   trustedDevices: TrustedDeviceFactor;
+  /** Passkeys: passwordless sign-in and a second factor (steps/passkey.ts). */
+  webauthn: WebAuthnFactor;
   knownBrowsers: KnownBrowsers;
   deviceCookies: DeviceCookies;
   alerts: AlertSender;
@@ -96,10 +100,12 @@ export interface Current {
 export class SignInFlow {
   readonly secondFactorStep: SecondFactorStep;
   readonly enrolmentStep: EnrolmentStep;
+  readonly passkeyStep: PasskeyStep;
 
   constructor(readonly deps: FlowDeps) {
     this.secondFactorStep = new SecondFactorStep(this);
     this.enrolmentStep = new EnrolmentStep(this);
+    this.passkeyStep = new PasskeyStep(this, deps.webauthn);
   }
 
   // ── shared helpers for the steps ───────────────────────────────────────────
@@ -220,7 +226,7 @@ export class SignInFlow {
 
   loginView(details: Details, clientName: string, error?: string, status = 200): Outcome {
     const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, LIMITS.login) : '';
-    return this.view(details, 'login', { title: 'Sign in', clientName, login: hint, error: error ?? null, limits: LIMITS }, status);
+    return this.view(details, 'login', { title: 'Sign in', clientName, login: hint, error: error ?? null, limits: LIMITS, passkeys: this.passkeyStep.available }, status);
   }
 
   // ── the password step ──────────────────────────────────────────────────────

@@ -7,6 +7,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type { CsrfTokens } from './csrf.js';
 import { LIMITS, type Current, type Outcome, type SignInFlow } from './flow.js';
+import type { JsonOutcome } from './steps/passkey.js';
 
 const passwordForm = z.object({ login: z.string().max(LIMITS.login), password: z.string().max(LIMITS.password) });
 const short = (max: number) => z.string().max(max).default('');
@@ -51,6 +52,21 @@ export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens): Router {
   };
 
   router.get('/', async (ctx) => respond(ctx, await flow.show(ctx)));
+
+  // Passkeys (JSON from views/assets/passkey.js; the CSRF token travels in the JSON body).
+  const json = (ctx: Context, outcome: JsonOutcome) => {
+    ctx.status = outcome.status;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = outcome.body;
+  };
+  const passkeys = flow.passkeyStep;
+  router.post('/passkey/options', checkCsrf, async (ctx) => json(ctx, await passkeys.options(ctx)));
+  router.post('/passkey/verify', checkCsrf, async (ctx) => json(ctx, await passkeys.verify(ctx, formBody(ctx).response)));
+  router.post('/second-factor/passkey/options', checkCsrf, async (ctx) => json(ctx, await passkeys.secondFactorOptions(await flow.current(ctx))));
+  router.post('/second-factor/passkey/verify', checkCsrf, async (ctx) => {
+    const body = formBody(ctx);
+    json(ctx, await passkeys.secondFactorVerify(await flow.current(ctx), body.response, body.remember === true || body.remember === '1'));
+  });
 
   router.post('/login', checkCsrf, async (ctx) => {
     const body = formBody(ctx);

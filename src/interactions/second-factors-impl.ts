@@ -25,12 +25,14 @@ export function createSecondFactors(factors: Factors, policies: PolicySource, ac
     policyFor,
 
     async availableMethods(account) {
-      const allowed = new Set<string>(policyFor(account.market).factors);
+      const allowed = new Set<string>([...policyFor(account.market).factors, 'webauthn']);
       const subject = subjectOf(account);
       const candidates: Array<[SecondFactorMethod, () => Promise<boolean>]> = [
         ['email-otp', () => factors.emailOtp.isEnrolled(subject)],
         ['sms-otp', () => factors.smsOtp.isEnrolled(subject)],
         ['totp', () => factors.totp.isEnrolled(subject)],
+        // Passkeys are not a policy factor (they resist phishing, unlike codes): usable wherever the issuer can host them.
+        ['webauthn', async () => factors.webauthn.ceremoniesAvailable && (await factors.webauthn.isEnrolled(subject))],
         ['recovery-codes', () => factors.recoveryCodes.isEnrolled(subject)],
       ];
       const usable: SecondFactorMethod[] = [];
@@ -60,6 +62,8 @@ export function createSecondFactors(factors: Factors, policies: PolicySource, ac
           return factors.totp.verify(subject, code);
         case 'recovery-codes':
           return factors.recoveryCodes.verify(subject, code);
+        case 'webauthn': // the browser's JSON; the sign-in flow calls the factor directly to audit its reasons
+          return factors.webauthn.verify(subject, code, context);
       }
     },
 

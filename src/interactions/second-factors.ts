@@ -38,6 +38,7 @@ export const METHOD_LABELS: Record<SecondFactorMethod, { switchTo: string; optio
   'email-otp': { switchTo: 'Email me a code instead', option: 'Email a code to me' },
   'sms-otp': { switchTo: 'Text me a code instead', option: 'Text a code to my mobile' },
   totp: { switchTo: 'Use my authenticator app', option: 'Use my authenticator app' },
+  webauthn: { switchTo: 'Use your security key or device', option: 'Use my passkey or security key' },
   'recovery-codes': { switchTo: 'Use a recovery code', option: 'Recovery code' },
 };
 

@@ -20,7 +20,7 @@ export const SIGN_IN_STEPS = [
 ] as const;
 export type SignInStep = (typeof SIGN_IN_STEPS)[number];
 
-export type SecondFactorMethod = 'email-otp' | 'sms-otp' | 'totp' | 'recovery-codes';
+export type SecondFactorMethod = 'email-otp' | 'sms-otp' | 'totp' | 'webauthn' | 'recovery-codes';
 
 export interface SignInState {
   _id: string; // the interaction uid

@@ -16,6 +16,7 @@ import type { ProviderKeys } from './keys.js';
 import { ACR, SCOPE_CLAIMS } from './scopes.js';
 import { ADMIN_SCOPES, partitionScopesForAccount } from '../admin/permissions.js';
 import { registrationFeatures } from './registration.js';
+import { accountClientMetadata } from '../selfservice/account-client.js';
 
 export interface ProviderDeps {
   config: Config;
@@ -46,7 +47,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(connection, secretBox),
-    clients: [],
+    // The account area's sign-in client (src/selfservice/account-client.ts); every other client is stored.
+    clients: [accountClientMetadata(config.issuer)],
     findAccount: createFindAccount(accounts),
     jwks: keys.jwks as Configuration['jwks'],
     cookies: {

@@ -28,12 +28,12 @@ test('demo sign-in, consent, claims and sign-out in a real browser', async () =>
   expect(await page.getByRole('heading', { name: 'Sign in' }).isVisible()).toBe(true);
   await page.getByLabel('User ID or email').fill('demo');
   await page.getByLabel('Password').fill('wrong password!!');
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   expect(await page.getByRole('alert').textContent()).toContain('incorrect');
 
   await page.getByLabel('User ID or email').fill(gh.config.demo.userId);
   await page.getByLabel('Password').fill(gh.config.demo.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 
   await page.getByRole('heading', { name: 'Allow access?' }).waitFor();
   expect(await page.textContent('main')).toContain('Gatehouse demo app');

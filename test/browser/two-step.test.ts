@@ -30,7 +30,7 @@ test('enrolment (security code, email as default, recovery codes) then an emaile
   await page.getByRole('link', { name: 'Sign in with Gatehouse' }).click();
   await page.getByLabel('User ID or email').fill(user);
   await page.getByLabel('Password').fill(gh.config.demo.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 
   await page.getByRole('heading', { name: 'Set up two-step verification' }).waitFor();
   await page.getByRole('button', { name: 'These are correct, continue' }).click();

@@ -14,3 +14,20 @@ export async function launchChromium(): Promise<Browser> {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }
+
+/** Whether Debian's Chromium is installed here. */
+export const chromiumAvailable = existsSync(CHROMIUM_PATH);
+
+/**
+ * `describe` for real-browser tests. Without Chromium they are skipped, and the reason is printed (a
+ * skipped suite is never reported as passed). In CI (CI=true) they always run: .ci/run installs
+ * Chromium, so a missing browser there must fail loudly rather than skip.
+ */
+export function describeIfChromium(name: string, fn: () => void): void {
+  if (chromiumAvailable || process.env.CI === 'true') {
+    describe(name, fn);
+    return;
+  }
+  console.warn(`SKIPPED "${name}": Chromium not found at ${CHROMIUM_PATH}. Install it (apt-get install chromium) or set CHROMIUM_PATH to run the real-browser tests.`);
+  describe.skip(name, fn);
+}

@@ -96,6 +96,11 @@ export class WebAuthnFactor implements Factor<CeremonyBinding, PublicKeyCredenti
     await this.challenges.ensureIndexes();
   }
 
+  /** False when the issuer cannot host passkeys (no relying party): pages then offer no ceremony. */
+  get ceremoniesAvailable(): boolean {
+    return this.deps.relyingParty !== null;
+  }
+
   // ---- Registration -------------------------------------------------------------------------------
 
   /** Options for navigator.credentials.create(), excluding the account's existing credentials. */

@@ -22,6 +22,7 @@ const PROMPTS: Record<SecondFactorMethod, (destination: string) => string> = {
   'email-otp': (d) => `Enter the code we emailed to ${d}.`,
   'sms-otp': (d) => `Enter the code we texted to ${d}.`,
   totp: () => 'Enter the 6-digit code from your authenticator app.',
+  webauthn: () => 'Use your passkey or security key to confirm it’s you.',
   'recovery-codes': () => 'Enter one of the recovery codes you saved when you set up two-step verification.',
 };
 
