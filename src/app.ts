@@ -47,6 +47,10 @@ import { loadProviderKeys, type ProviderKeys } from './oidc/keys.js';
 import { buildProvider } from './oidc/provider.js';
 import { revokeOnSelfDeletion } from './oidc/registration.js';
 import { PolicyStore, policiesFile, type PolicySource } from './policy/policy-store.js';
+import { Recovery } from './recovery/recovery.js';
+import { RecoveryFlows } from './recovery/recovery-flows.js';
+import { recoveryRoutes } from './recovery/routes.js';
+import { FormCsrf } from './http/form-csrf.js';
 
 export interface Services {
   config: Config;
@@ -88,9 +92,11 @@ export async function createServices(config: Config, log: Logger, connection: Co
   });
   const accounts = new AccountService(connection, hasher);
   const audit = new AuditLog(connection, log, { retentionDays: config.audit.retentionDays });
-  const rateLimits = new RateLimits(connection, config.rateLimits, { audit });
-  await Promise.all([ensureAdapterIndexes(connection), accounts.model.init(), audit.init(), rateLimits.init()]);
+  await Promise.all([ensureAdapterIndexes(connection), accounts.model.init(), audit.init()]);
   const keys = await loadProviderKeys(connection, secretBox);
+  // Identifiers are counted under a keyed hash: a plain hash of a login could be confirmed by guessing it.
+  const rateLimits = new RateLimits(connection, config.rateLimits, { audit, identifierKey: createHmac('sha256', keys.cookieKeys[0]!).update('gatehouse:rate-limits').digest() });
+  await rateLimits.init();
   const provider = buildProvider({ config, connection, secretBox, keys, accounts, log });
   auditProviderEvents(provider, audit);
   revokeOnSelfDeletion(provider, connection, log);
@@ -137,6 +143,16 @@ const PACKAGE_ASSETS: Record<string, string> = {
   'simplewebauthn-browser.js': path.join(projectRoot, 'node_modules', '@simplewebauthn', 'browser', 'dist', 'bundle', 'index.umd.min.js'),
 };
 
+/** Parses a request body with `parser`; an undecodable body (bad gzip, bad charset) is a 4xx, never a 500. */
+async function readBody(ctx: Koa.Context, parser: Koa.Middleware): Promise<void> {
+  try {
+    await parser(ctx, async () => undefined);
+  } catch (err) {
+    const status = (err as { status?: number }).status;
+    ctx.throw(status && status < 500 ? status : 400, 'The form could not be read. Go back and try again.');
+  }
+}
+
 export function createApp(services: Services): Koa {
   const { config, log, provider, connection } = services;
   const app = new Koa();
@@ -146,6 +162,8 @@ export function createApp(services: Services): Koa {
   // Behind one proxy, only its X-Forwarded-For entry is trusted (the client can write the others).
   app.maxIpsCount = 1;
 
+  // One-time-code guesses per account, shared by sign-in and recovery.
+  const guesses = new GuessLimit(services.connection, services.clock);
   const csrf = new CsrfTokens(createHmac('sha256', services.keys.cookieKeys[0]!).update('gatehouse:csrf').digest('base64url'));
   const flow = new SignInFlow({
     provider,
@@ -154,7 +172,7 @@ export function createApp(services: Services): Koa {
     audit: services.audit,
     csrf,
     states: services.signInStates,
-    guesses: new GuessLimit(services.connection, services.clock),
+    guesses,
     lockout: services.lockout,
     trustedDevices: services.factors.trustedDevice,
     webauthn: services.factors.webauthn,
@@ -206,20 +224,38 @@ export function createApp(services: Services): Koa {
   const parseForms = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
   // The passkey ceremonies (views/assets/passkey.js) post JSON, and only to their own routes.
   const parseJson = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
-  const interactions = interactionRoutes(flow, csrf);
+  const interactions = interactionRoutes(flow, csrf, services.rateLimits);
   app.use(async (ctx, next) => {
     if (!ctx.path.startsWith('/interaction/')) return next();
-    try {
-      await (/\/passkey\/[a-z]+$/.test(ctx.path) ? parseJson : parseForms)(ctx, async () => undefined);
-    } catch (err) {
-      // An undecodable body (bad gzip, bad charset) is the client's fault: 4xx, never 500.
-      const status = (err as { status?: number }).status;
-      ctx.throw(status && status < 500 ? status : 400, 'The form could not be read. Go back and try again.');
-    }
+    await readBody(ctx, /\/passkey\/[a-z]+$/.test(ctx.path) ? parseJson : parseForms);
     await next();
   });
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+
+  // "Forgot User ID or password?" and account activation (src/recovery/), with the same form parsing.
+  app.use(async (ctx, next) => {
+    if (ctx.method === 'POST' && /^\/(recover|activate)(\/|$)/.test(ctx.path)) await readBody(ctx, parseForms);
+    await next();
+  });
+  const recovery = new Recovery({
+    accounts: services.accounts,
+    accountAdmin: services.admin.accountAdmin,
+    invitations: services.admin.invitations,
+    factors: services.factors,
+    hasher: services.hasher,
+    lockout: services.lockout,
+    guesses,
+    flows: new RecoveryFlows(connection),
+    audit: services.audit,
+    alerts: services.alerts,
+    mailer: services.mailer,
+    clock: services.clock,
+    log,
+    issuer: config.issuer,
+  });
+  const formCsrf = new FormCsrf(createHmac('sha256', services.keys.cookieKeys[0]!).update('gatehouse:form-csrf').digest(), config.issuer.startsWith('https:'));
+  app.use(recoveryRoutes({ recovery, csrf: formCsrf, rateLimits: services.rateLimits, secureCookies: config.issuer.startsWith('https:'), passwordRules: config.password }).routes());
 
   if (config.demo.enabled) {
     const demo = demoRoutes(services);

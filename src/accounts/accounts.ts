@@ -4,7 +4,7 @@
 import type { Connection, Model } from 'mongoose';
 import { z } from 'zod';
 import { ConflictError, InputError, duplicateKeyField } from '../errors.js';
-import { assertPasswordStrength, WeakPasswordError, type PasswordHasher } from '../factors/password/password.js';
+import { assertPasswordStrength, passwordProblems, WeakPasswordError, type PasswordHasher } from '../factors/password/password.js';
 import { accountModel, type AccountDocument, type AccountFields } from './account.model.js';
 
 const userIdRule = z
@@ -45,7 +45,7 @@ export class AccountService {
     let passwordHash: string | null = null;
     if (password !== undefined) {
       try {
-        assertPasswordStrength(password, this.hasher.rules, [fields.userId, fields.email?.split('@')[0] ?? '']);
+        assertPasswordStrength(password, this.hasher.rules, { userId: fields.userId, email: fields.email });
       } catch (err) {
         if (err instanceof WeakPasswordError) throw new InputError(err.message, { password: err.message });
         throw err;
@@ -67,6 +67,26 @@ export class AccountService {
       if (field?.startsWith('userId')) throw new ConflictError('an account with this User ID already exists', 'userId');
       throw new ConflictError('an account with this User ID or email already exists');
     }
+  }
+
+  /**
+   * Sets a new password after checking it against the password rules (returned, not thrown, so a page
+   * can list them). The caller revokes what a password change must revoke (see recovery/recovery.ts).
+   */
+  async setPassword(accountId: string, password: string): Promise<{ ok: true } | { ok: false; problems: string[] }> {
+    const check = await this.checkNewPassword(accountId, password);
+    if (!check.ok) return check;
+    const passwordHash = await this.hasher.hash(password);
+    await this.model.updateOne({ accountId }, { $set: { passwordHash, passwordChangedAt: new Date() } }).exec();
+    return { ok: true };
+  }
+
+  /** The password rules applied to this account's new password (it must not contain the User ID, etc.). */
+  async checkNewPassword(accountId: string, password: string): Promise<{ ok: true } | { ok: false; problems: string[] }> {
+    const account = await this.findByAccountId(accountId);
+    if (!account) return { ok: false, problems: ['The account no longer exists.'] };
+    const problems = passwordProblems(password, this.hasher.rules, { userId: account.userId, email: account.email });
+    return problems.length > 0 ? { ok: false, problems } : { ok: true };
   }
 
   /** Looks up the sign-in identifier: an email when it contains "@", otherwise a User ID. */

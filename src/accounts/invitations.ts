@@ -1,6 +1,6 @@
 /**
  * Account invitations: a single-use, expiring token that lets a person set the password of an
- * account created without one (the activation page itself arrives with account recovery).
+ * account created without one (the activation page is src/recovery/routes.ts).
  * Only a SHA-256 hash of the token is stored; a TTL index removes expired invitations, and issuing
  * a new one replaces any earlier one, so at most one link per account works at a time.
  */
@@ -62,6 +62,13 @@ export class Invitations {
   async pending(accountId: string): Promise<{ expiresAt: Date } | null> {
     const doc = await this.collection.findOne({ accountId, expiresAt: { $gt: new Date() } }, { projection: { expiresAt: 1 } });
     return doc ? { expiresAt: doc.expiresAt } : null;
+  }
+
+  /** The account a live token is for, without using it up (the activation page shows its form first). */
+  async peek(token: string): Promise<string | null> {
+    if (typeof token !== 'string' || !TOKEN_PATTERN.test(token)) return null;
+    const doc = await this.collection.findOne({ tokenHash: hashToken(token).toString('hex'), expiresAt: { $gt: new Date() } });
+    return doc ? doc.accountId : null;
   }
 
   /**

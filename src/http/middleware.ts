@@ -38,7 +38,7 @@ export async function securityHeaders(ctx: Context, next: Next): Promise<void> {
   }
 }
 
-function wantsJson(ctx: Context): boolean {
+export function wantsJson(ctx: Context): boolean {
   // Browsers ask for HTML; API clients that name nothing get JSON.
   return ctx.accepts('json', 'html') === 'json' || ctx.path.startsWith('/admin/api');
 }
@@ -131,11 +131,14 @@ export function requireHttps(issuer: string) {
   };
 }
 
+/** Where our own browser forms post: sign-in interactions, recovery, activation, the account area. */
+const FORM_PATHS = /^\/(interaction|recover|activate|account)(\/|$)/;
+
 /** Rejects cross-site form posts outright when the browser says where they came from. */
 export function sameOriginPosts(issuerOrigin: string) {
   return async (ctx: Context, next: Next) => {
     const origin = ctx.get('origin');
-    if (ctx.method === 'POST' && origin && origin !== 'null' && origin !== issuerOrigin && ctx.path.startsWith('/interaction/')) {
+    if (ctx.method === 'POST' && origin && origin !== 'null' && origin !== issuerOrigin && FORM_PATHS.test(ctx.path)) {
       ctx.throw(403, 'This form was sent from another site and has been refused.');
     }
     await next();

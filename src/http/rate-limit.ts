@@ -46,6 +46,7 @@ import type { Context } from 'koa';
 import type { Connection } from 'mongoose';
 import { RateLimiterMongo, RateLimiterRes } from 'rate-limiter-flexible';
 import type { AuditEvent, AuditLog } from '../audit/audit.js';
+import { wantsJson } from './middleware.js';
 import { renderView } from './render.js';
 
 export const RATE_LIMIT_BUCKETS = ['signin', 'code-send', 'recovery'] as const;
@@ -285,10 +286,6 @@ function expandIpv6(address: string): string[] {
   return groups.map((g) => parseInt(g, 16).toString(16));
 }
 
-function wantsJson(ctx: Context): boolean {
-  // The same rule as the error boundary: browsers ask for HTML; API clients that name nothing get JSON.
-  return ctx.accepts('json', 'html') === 'json' || ctx.path.startsWith('/admin/api');
-}
 
 export function tooManyRequestsMessage(retryAfterSeconds: number): string {
   const minutes = Math.max(1, Math.ceil(retryAfterSeconds / 60));

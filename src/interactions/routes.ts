@@ -5,6 +5,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
+import type { RateLimits } from '../http/rate-limit.js';
 import type { CsrfTokens } from './csrf.js';
 import { LIMITS, type Current, type Outcome, type SignInFlow } from './flow.js';
 import type { JsonOutcome } from './steps/passkey.js';
@@ -35,7 +36,7 @@ function fields<T extends z.ZodRawShape>(ctx: Context, shape: T): z.infer<z.ZodO
   return parsed.data!;
 }
 
-export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens): Router {
+export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens, rateLimits: RateLimits): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
 
   // Every POST must carry the CSRF token for this interaction.
@@ -72,6 +73,8 @@ export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens): Router {
     const body = formBody(ctx);
     const parsed = passwordForm.safeParse({ login: body.login ?? '', password: body.password ?? '' });
     if (!parsed.success) return ctx.throw(400, 'The sign-in form was not filled in correctly. Go back and try again.');
+    // Per IP and per identifier, before any password is checked (a 429 page with Retry-After otherwise).
+    if (!(await rateLimits.guard(ctx, 'signin', parsed.data.login))) return;
     await respond(ctx, await flow.submitPassword(ctx, parsed.data));
   });
 
@@ -81,8 +84,14 @@ export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens): Router {
     const form = fields(ctx, { code: short(LIMITS.code), remember: short(8) });
     return sf.verify(c, form.code, form.remember === '1');
   }));
-  router.post('/second-factor/method', checkCsrf, step((c, ctx) => sf.switchMethod(c, fields(ctx, { method: short(32) }).method)));
-  router.post('/second-factor/resend', checkCsrf, step((c) => sf.resend(c)));
+  /** Asking for a code (switching to an email/SMS method, or "send a new code") is limited per IP and account. */
+  const codeSend = (handler: (current: Current, ctx: Context) => Promise<Outcome>) => async (ctx: Context) => {
+    const current = await flow.current(ctx);
+    if (!(await rateLimits.guard(ctx, 'code-send', current.account.accountId, { actor: { kind: 'account', id: current.account.accountId } }))) return;
+    await respond(ctx, await handler(current, ctx));
+  };
+  router.post('/second-factor/method', checkCsrf, codeSend((c, ctx) => sf.switchMethod(c, fields(ctx, { method: short(32) }).method)));
+  router.post('/second-factor/resend', checkCsrf, codeSend((c) => sf.resend(c)));
 
   router.post('/enrol/profile', checkCsrf, step((c, ctx) => enrol.profile(c, fields(ctx, { action: short(16) }).action)));
   router.post('/enrol/security-code', checkCsrf, step((c, ctx) => {

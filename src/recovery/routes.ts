@@ -1,0 +1,224 @@
+/**
+ * Routes for "Forgot User ID or password?" (/recover…) and account activation (/activate/:token). They
+ * parse and check requests (CSRF, field shapes, rate limits) and render; recovery.ts decides.
+ *
+ * Every answer before the person has proven who they are is the same whether or not an account
+ * matched: the same redirect, the same pages, the same status.
+ */
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import type { FormCsrf } from '../http/form-csrf.js';
+import type { RateLimits } from '../http/rate-limit.js';
+import { deviceLabel } from '../http/user-agent.js';
+import { RECOVERY_FLOW_MINUTES, type Recovery, type RequestFacts } from './recovery.js';
+
+const FLOW_COOKIE = 'gh_recovery';
+
+export interface RecoveryRouteOptions {
+  recovery: Recovery;
+  csrf: FormCsrf;
+  rateLimits: RateLimits;
+  secureCookies: boolean;
+  passwordRules: { minLength: number; maxLength: number };
+}
+
+const text = (max: number) => z.string().max(max).default('');
+
+function form(ctx: Context): Record<string, unknown> {
+  const body = ctx.request.body as unknown;
+  return body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+}
+
+export function recoveryRoutes(options: RecoveryRouteOptions): Router {
+  const { recovery, csrf, rateLimits } = options;
+  const router = new Router();
+
+  const facts = (ctx: Context): RequestFacts => ({
+    ip: ctx.ip,
+    userAgent: ctx.get('user-agent').slice(0, 256),
+    ...(typeof ctx.state.requestId === 'string' ? { requestId: ctx.state.requestId } : {}),
+  });
+
+  /** Parses the posted form (after its CSRF token): a malformed one is a 400 page, never a 500. */
+  const fields = <T extends z.ZodRawShape>(ctx: Context, shape: T): z.infer<z.ZodObject<T>> => {
+    if (!csrf.verify(ctx, form(ctx).csrf)) ctx.throw(403, 'This form has expired or was not sent from this site. Go back, reload the page and try again.');
+    const parsed = z.object(shape).safeParse(form(ctx));
+    if (!parsed.success) ctx.throw(400, 'The form was not filled in correctly. Go back and try again.');
+    return parsed.data!;
+  };
+
+  const render = async (ctx: Context, template: string, locals: Record<string, unknown>, status = 200) => {
+    ctx.status = status;
+    await ctx.render(template, { error: null, notice: null, csrf: csrf.issue(ctx), ...locals });
+    ctx.status = status;
+  };
+
+  const passwordPage = (locals: Record<string, unknown>) => ({
+    title: 'Choose a new password',
+    heading: 'Choose a new password',
+    lead: 'This replaces your old password everywhere.',
+    action: '/recover/password',
+    submit: 'Change my password',
+    askUserId: false,
+    userId: '',
+    problems: [],
+    minLength: options.passwordRules.minLength,
+    maxLength: options.passwordRules.maxLength,
+    ...locals,
+  });
+
+  const startPage = (ctx: Context, error: string | null = null, status = 200) => render(ctx, 'recover', { title: 'Forgot your password?', login: '', error }, status);
+  const expired = (ctx: Context) => startPage(ctx, `This recovery has expired (it lasts ${RECOVERY_FLOW_MINUTES} minutes). Start again.`, 400);
+  const currentFlow = (ctx: Context) => recovery.flow(ctx.cookies.get(FLOW_COOKIE, { signed: true }));
+  const verifyPage = (ctx: Context, channel: string, extra: Record<string, unknown> = {}, status = 200) => render(ctx, 'recover-verify', { title: 'Confirm it’s you', channel, ...extra }, status);
+
+  // ── forgot password ──────────────────────────────────────────────────────
+
+  router.get('/recover', async (ctx) => startPage(ctx));
+
+  router.post('/recover', async (ctx) => {
+    const { login, channel } = fields(ctx, { login: text(254), channel: text(8) });
+    const identifier = login.trim();
+    if (!identifier || (channel !== 'email' && channel !== 'sms')) return startPage(ctx, 'Enter your User ID or email and choose where to send the passcode.', 400);
+    if (!(await rateLimits.guard(ctx, 'recovery', identifier))) return;
+    const flowId = await recovery.start(identifier, channel, facts(ctx));
+    ctx.cookies.set(FLOW_COOKIE, flowId, { httpOnly: true, secure: options.secureCookies, sameSite: 'strict', path: '/recover', signed: true, overwrite: true, maxAge: RECOVERY_FLOW_MINUTES * 60 * 1000 });
+    ctx.status = 303;
+    ctx.redirect('/recover/verify');
+  });
+
+  router.get('/recover/verify', async (ctx) => {
+    const flow = await currentFlow(ctx);
+    if (!flow) return expired(ctx);
+    if (flow.step === 'new-password') return ctx.redirect('/recover/password');
+    return verifyPage(ctx, flow.channel);
+  });
+
+  router.post('/recover/verify', async (ctx) => {
+    const { securityCode, passcode } = fields(ctx, { securityCode: text(32), passcode: text(32) });
+    const flow = await currentFlow(ctx);
+    if (!flow) return expired(ctx);
+    if (!(await rateLimits.guard(ctx, 'recovery', flow.accountId ?? flow._id))) return;
+    const result = await recovery.verify(flow._id, securityCode, passcode.replace(/\s/g, ''), facts(ctx));
+    if (result.ok) {
+      ctx.status = 303;
+      return ctx.redirect('/recover/password');
+    }
+    if (result.reason === 'expired') return expired(ctx);
+    if (result.reason === 'too_many') return startPage(ctx, 'Too many wrong answers. For your security, start again later.', 429);
+    return verifyPage(ctx, flow.channel, { error: 'The security code or the passcode is not right. Check both and try again.' }, 400);
+  });
+
+  router.post('/recover/resend', async (ctx) => {
+    fields(ctx, {});
+    const flow = await currentFlow(ctx);
+    if (!flow) return expired(ctx);
+    if (!(await rateLimits.guard(ctx, 'code-send', flow.accountId ?? flow._id))) return;
+    await recovery.resend(flow);
+    return verifyPage(ctx, flow.channel, { notice: 'If an account matches, we sent a new passcode. Codes sent moments apart may take a little while.' });
+  });
+
+  router.get('/recover/password', async (ctx) => {
+    const flow = await currentFlow(ctx);
+    if (!flow || flow.step !== 'new-password') return expired(ctx);
+    return render(ctx, 'recover-password', passwordPage({}));
+  });
+
+  router.post('/recover/password', async (ctx) => {
+    const { password, confirm } = fields(ctx, { password: text(options.passwordRules.maxLength + 1), confirm: text(options.passwordRules.maxLength + 1) });
+    const flow = await currentFlow(ctx);
+    if (!flow || flow.step !== 'new-password') return expired(ctx);
+    if (password !== confirm) return render(ctx, 'recover-password', passwordPage({ error: 'The two passwords are not the same. Type them again.' }), 400);
+    const result = await recovery.setPassword(flow._id, password, { ...facts(ctx), device: deviceLabel(ctx.get('user-agent')) });
+    if (!result.ok) {
+      if (result.reason === 'expired') return expired(ctx);
+      return render(ctx, 'recover-password', passwordPage({ problems: result.problems }), 400);
+    }
+    ctx.cookies.set(FLOW_COOKIE, '', { path: '/recover', expires: new Date(0), secure: options.secureCookies, httpOnly: true, overwrite: true });
+    return render(ctx, 'recover-done', {
+      title: 'Password changed',
+      heading: 'Your password was changed',
+      paragraphs: [
+        `You can now sign in as ${result.userId} with your new password.`,
+        'For your security we signed you out everywhere, ended the access of the applications you had signed in to, and forgot your remembered devices. We also emailed you about this change.',
+      ],
+      link: null,
+    });
+  });
+
+  // ── forgot User ID ───────────────────────────────────────────────────────
+
+  const userIdPage = (ctx: Context, locals: Record<string, unknown> = {}, status = 200) => render(ctx, 'recover-user-id', { title: 'Forgot your User ID?', email: '', ...locals }, status);
+
+  router.get('/recover/user-id', async (ctx) => userIdPage(ctx));
+
+  router.post('/recover/user-id', async (ctx) => {
+    const { email } = fields(ctx, { email: text(254) });
+    const address = email.trim();
+    if (!/^[^\s@]+@[^\s@]+$/.test(address)) return userIdPage(ctx, { email: address, error: 'Enter the email address on your account, like name@example.com.' }, 400);
+    if (!(await rateLimits.guard(ctx, 'recovery', address))) return;
+    await recovery.forgotUserId(address, facts(ctx));
+    return render(ctx, 'recover-done', {
+      title: 'Check your email',
+      heading: 'Check your email',
+      paragraphs: [
+        'If an account uses that email address, we sent its User ID there. It should arrive within a few minutes.',
+        'Nothing arrived? Check your spam folder, and that you typed the address on your account. Your administrator can help too.',
+      ],
+      link: { href: '/recover', text: 'Reset your password' },
+    });
+  });
+
+  // ── activation of accounts created by an administrator ───────────────────
+
+  const LINK_PROBLEM = 'This activation link has expired or was already used. Ask your administrator to send a new invitation.';
+  const activationPage = (ctx: Context, token: string, name: string, locals: Record<string, unknown> = {}, status = 200) =>
+    render(
+      ctx,
+      'recover-password',
+      passwordPage({
+        title: 'Activate your account',
+        heading: `Welcome, ${name}`,
+        lead: 'Confirm your User ID and choose a password to activate your account.',
+        action: `/activate/${token}`,
+        submit: 'Activate my account',
+        askUserId: true,
+        ...locals,
+      }),
+      status,
+    );
+
+  router.get('/activate/:token', async (ctx) => {
+    const token = ctx.params.token!;
+    const account = await recovery.invitationAccount(token);
+    if (!account) return ctx.throw(400, LINK_PROBLEM);
+    return activationPage(ctx, token, account.name);
+  });
+
+  router.post('/activate/:token', async (ctx) => {
+    const token = ctx.params.token!;
+    const { userId, password, confirm } = fields(ctx, { userId: text(254), password: text(options.passwordRules.maxLength + 1), confirm: text(options.passwordRules.maxLength + 1) });
+    if (!(await rateLimits.guard(ctx, 'recovery', token))) return;
+    const account = await recovery.invitationAccount(token);
+    if (!account) return ctx.throw(400, LINK_PROBLEM);
+    if (password !== confirm) return activationPage(ctx, token, account.name, { userId, error: 'The two passwords are not the same. Type them again.' }, 400);
+    const result = await recovery.activate(token, userId, password, facts(ctx));
+    if (!result.ok) {
+      if (result.reason === 'link') return ctx.throw(400, LINK_PROBLEM);
+      if (result.reason === 'user_id') return activationPage(ctx, token, account.name, { userId, error: 'That is not the User ID of this invitation. Check the invitation mail and try again.' }, 400);
+      return activationPage(ctx, token, account.name, { userId, problems: result.problems }, 400);
+    }
+    return render(ctx, 'recover-done', {
+      title: 'Account activated',
+      heading: 'Your account is ready',
+      paragraphs: [
+        `Sign in as ${result.userId} with your new password.`,
+        'If your organisation requires two-step verification, you will set it up when you first sign in: have your phone ready.',
+      ],
+      link: { href: '/account', text: 'Sign in now' },
+    });
+  });
+
+  return router;
+}
