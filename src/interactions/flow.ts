@@ -146,6 +146,15 @@ export class SignInFlow {
     return client?.clientName ?? String(details.params.client_id);
   }
 
+  /**
+   * The sign-in state lives as long as its interaction. oidc-provider's expiry is wall-clock time; it is
+   * carried over as "that many seconds from now" on our clock, which tests move.
+   */
+  stateExpiry(details: Details): Date {
+    const remainingMs = Math.max(0, (details.exp ?? Math.floor(Date.now() / 1000) + 3600) * 1000 - Date.now());
+    return new Date(this.deps.clock.now().getTime() + remainingMs);
+  }
+
   /** Loads the interaction's progress; a step page without progress is an expired or forged post. */
   async current(ctx: Context): Promise<Current> {
     const details = await this.details(ctx);
@@ -301,7 +310,7 @@ export class SignInFlow {
       passwordAt,
       authTime,
       amr,
-      expiresAt: new Date((details.exp ?? Math.floor(Date.now() / 1000) + 3600) * 1000),
+      expiresAt: this.stateExpiry(details),
     };
     if (requirement.kind === 'none') {
       const state = await this.deps.states.start({ ...base, step: 'second-factor', deferralAllowed: false });

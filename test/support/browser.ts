@@ -14,8 +14,11 @@ export interface Page {
 export class Browser {
   readonly jar = new CookieJar();
 
+  /** `userAgent` is sent with every request, as a real browser sends its own. */
+  constructor(readonly options: { userAgent?: string } = {}) {}
+
   async request(url: string, init: { method?: string; form?: Record<string, string>; body?: string; headers?: Record<string, string> } = {}): Promise<Page> {
-    const headers: Record<string, string> = { accept: 'text/html', ...init.headers };
+    const headers: Record<string, string> = { accept: 'text/html', ...(this.options.userAgent ? { 'user-agent': this.options.userAgent } : {}), ...init.headers };
     const cookie = await this.jar.getCookieString(url);
     if (cookie) headers.cookie = cookie;
     let body: string | undefined = init.body;

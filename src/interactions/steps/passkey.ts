@@ -110,7 +110,7 @@ export class PasskeyStep {
       amr: outcome.amr,
       step: 'second-factor',
       deferralAllowed: false,
-      expiresAt: new Date((details.exp ?? Math.floor(now.getTime() / 1000) + 3600) * 1000),
+      expiresAt: this.flow.stateExpiry(details),
     });
     const finished = await this.flow.finishLogin({ ctx, details, state, account });
     return this.redirect(finished);
