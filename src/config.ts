@@ -60,15 +60,36 @@ const configSchema = z
       key: z.string().nullable(),
       previousKeys: z.array(z.string()),
     }),
-    password: z.object({
-      minLength: z.number().int().min(8).max(128),
-      maxLength: z.number().int().min(16).max(4096),
-      argon2: z.object({
-        memoryCost: z.number().int().min(8192),
-        timeCost: z.number().int().min(1),
-        parallelism: z.number().int().min(1).max(16),
+    password: z
+      .object({
+        // Counted in characters; below 8 is weaker than NIST SP 800-63B allows.
+        minLength: z.number().int().min(8, 'must be at least 8 (the NIST SP 800-63B minimum)').max(128, 'must be at most 128'),
+        maxLength: z.number().int().min(16).max(4096),
+        // Character-class rules; all off by default: length and the common-password blocklist are the
+        // modern guidance (NIST SP 800-63B), and forced classes mostly produce "Password1!".
+        composition: z
+          .object({
+            minCharacterClasses: z
+              .number()
+              .int('must be a whole number')
+              .min(0, 'must be 0 (off) to 4')
+              .max(4, 'must be 0 (off) to 4: there are four classes (lower-case, upper-case, digit, symbol)'),
+            requireLowercase: z.boolean('must be true or false'),
+            requireUppercase: z.boolean('must be true or false'),
+            requireDigit: z.boolean('must be true or false'),
+            requireSymbol: z.boolean('must be true or false'),
+          })
+          .strict(),
+        argon2: z.object({
+          memoryCost: z.number().int().min(8192),
+          timeCost: z.number().int().min(1),
+          parallelism: z.number().int().min(1).max(16),
+        }),
+      })
+      .refine((password) => password.minLength <= password.maxLength, {
+        path: ['maxLength'],
+        message: 'must not be less than password.minLength',
       }),
-    }),
     ttl: z.object({
       interactionSeconds: positiveInt,
       sessionSeconds: positiveInt,

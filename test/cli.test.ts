@@ -259,7 +259,7 @@ describe('failures: exit 1, one clear line on stderr, nothing written', () => {
     { name: 'missing --name', args: ['client', 'create', '--redirect-uri', 'https://example.com/cb'], message: /required option '--name <name>' not specified/ },
     { name: 'duplicate User ID in another letter case', args: [...account('bob', 'other@example.com'), '--password-stdin'], input: 'long enough password\n', message: /User ID already exists/ },
     { name: 'duplicate email', args: [...account('bobby', 'BOB@example.com'), '--password-stdin'], input: 'long enough password\n', message: /email already exists/ },
-    { name: 'weak password', args: [...account('carol', 'carol@example.com'), '--password-stdin'], input: 'short\n', message: /password must be at least 10 characters/ },
+    { name: 'weak password', args: [...account('carol', 'carol@example.com'), '--password-stdin'], input: 'short\n', message: /Use at least 12 characters/ },
     { name: 'empty password (a lone newline)', args: [...account('carol', 'carol@example.com'), '--password-stdin'], input: '\n', message: /password must not be empty/ },
     { name: 'no terminal and no --password-stdin', args: account('carol', 'carol@example.com'), input: 'long enough password\n', message: /no terminal.*--password-stdin/ },
     { name: 'invalid User ID', args: [...account('carol@example.com', 'carol@example.com'), '--password-stdin'], input: 'long enough password', message: /userId: may contain letters/ },

@@ -77,7 +77,7 @@ export function accountCommands(io: CliIO): Command {
       // before the database is opened, and on a terminal before it is typed a second time.
       const checkStrength = (candidate: string): void => {
         try {
-          assertPasswordStrength(candidate, env.config.password, [precheck.data.userId, precheck.data.email?.split('@')[0] ?? '']);
+          assertPasswordStrength(candidate, env.config.password, { userId: precheck.data.userId, email: precheck.data.email });
         } catch (err) {
           if (err instanceof WeakPasswordError) throw new InputError(err.message, { password: err.message });
           throw err;
