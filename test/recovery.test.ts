@@ -1,0 +1,293 @@
+/**
+ * "Forgot User ID or password?" and activation end to end, as a browser submits the pages: the full
+ * password reset (security code + emailed passcode, password rules, what it revokes, the mail), the
+ * attempt cap, the no-enumeration comparisons (existing vs unknown, byte for byte apart from CSRF
+ * tokens), the User ID reminder, and activating a pre-provisioned account.
+ */
+import * as oidc from 'openid-client';
+import { cliCall } from '../src/admin/call.js';
+import { subjectFromAccount } from '../src/factors/index.js';
+import { Browser, type Page } from './support/browser.js';
+import { TestClock } from './support/clock.js';
+import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.js';
+import { pageText, withoutPerRequestValues } from './support/pages.js';
+import { discover, exchange, isCallback, RP_REDIRECT, startAuthorization } from './support/rp.js';
+import { TestSmtpServer } from './support/smtp.js';
+
+const OLD_PASSWORD = 'the old forgotten one';
+const NEW_PASSWORD = 'brand new river stones';
+const SECURITY_CODE = '402781';
+
+let smtp: TestSmtpServer;
+let clock: TestClock;
+let gh: TestGatehouse;
+let rp: oidc.Configuration;
+
+beforeAll(async () => {
+  smtp = await new TestSmtpServer().start();
+  clock = new TestClock();
+  gh = await startTestGatehouse('recovery', { env: { SMTP_URL: smtp.url }, clock });
+  const client = await gh.services.clients.create({ name: 'Recovery RP', redirectUris: [RP_REDIRECT], firstParty: true });
+  rp = await discover(gh.url, client.clientId, client.clientSecret);
+});
+
+afterAll(async () => {
+  await gh?.services.alerts.idle();
+  await gh?.close();
+  await smtp?.stop();
+});
+
+async function createAccount(userId: string, options: { securityCode?: boolean; market?: string } = {}) {
+  const account = await gh.services.accounts.create({ userId, email: `${userId}@example.com`, name: `${userId} Example`, password: OLD_PASSWORD, ...(options.market ? { market: options.market } : {}) });
+  if (options.securityCode !== false) expect(await gh.services.factors.securityCode.enrol(subjectFromAccount(account), { code: SECURITY_CODE })).toEqual({ ok: true });
+  return account;
+}
+
+/** The first page of "forgot password", submitted with `login`; returns the page after the redirect. */
+async function startRecovery(browser: Browser, login: string, channel = 'email'): Promise<Page> {
+  const start = await browser.request(`${gh.url}/recover`);
+  expect(start.status).toBe(200);
+  return browser.submit(start, '/recover', { login, channel });
+}
+
+async function passcode(to: string, since: number): Promise<string> {
+  const mail = await smtp.waitFor(to, (m) => smtp.received.indexOf(m) >= since && m.subject === 'Your Gatehouse account recovery code');
+  return /\b(\d{6,9})\b/.exec(mail.text)![1]!;
+}
+
+async function signInWithPassword(login: string, password: string, browser = new Browser()) {
+  const attempt = await startAuthorization(rp, { prompt: 'login' }, browser);
+  const page = await browser.submit(attempt.page, '/login', { login, password }, isCallback);
+  return { attempt, page };
+}
+
+describe('forgot password', () => {
+  test('security code + emailed passcode, a new password that meets the rules, then everything old is revoked', async () => {
+    const account = await createAccount('forgetful');
+    // Before: a signed-in session with tokens, a remembered device, and a lockout.
+    const before = await signInWithPassword('forgetful', OLD_PASSWORD);
+    const tokens = await exchange(rp, before.attempt, before.page.url);
+    await gh.services.factors.trustedDevice.enrol(subjectFromAccount(account), { label: 'Chrome on Windows', lifetimeDays: 30 });
+    const policy = { threshold: 1, durationsMinutes: [60] };
+    const slot = await gh.services.lockout.reserve(gh.services.lockout.keyForAccount(account.accountId), policy);
+    if (slot.ok) await gh.services.lockout.failed(slot, policy);
+    expect(await gh.services.lockout.lockedUntil(account.accountId)).not.toBeNull();
+
+    const browser = new Browser();
+    let since = smtp.received.length;
+    let page = await startRecovery(browser, 'Forgetful@Example.com');
+    expect(page.url).toBe(`${gh.url}/recover/verify`);
+    expect(page.body).toContain('we sent a one-time passcode to its email address');
+    let code = await passcode('forgetful@example.com', since);
+
+    // A wrong security code with the right passcode is "not right" – without saying which.
+    page = await browser.submit(page, '/recover/verify', { securityCode: '111111', passcode: code });
+    expect(page.status).toBe(400);
+    expect(page.body).toContain('The security code or the passcode is not right');
+
+    clock.advance(31); // past the resend cooldown
+    since = smtp.received.length;
+    page = await browser.submit(page, '/recover/resend');
+    expect(page.body).toContain('If an account matches, we sent a new passcode');
+    code = await passcode('forgetful@example.com', since);
+    page = await browser.submit(page, '/recover/verify', { securityCode: SECURITY_CODE, passcode: code });
+    expect(page.url).toBe(`${gh.url}/recover/password`);
+    expect(page.body).toContain('Choose a new password');
+
+    // The password rules, each explained.
+    const tries: Array<[string, RegExp]> = [
+      ['qwerty123456', /too common/],
+      ['forgetful-is-my-name', /must not contain your User ID/],
+      ['short', /at least 12 characters/],
+    ];
+    for (const [weak, problem] of tries) {
+      const refused = await browser.submit(page, '/recover/password', { password: weak, confirm: weak });
+      expect(refused.status).toBe(400);
+      expect(pageText(refused.body)).toMatch(problem);
+    }
+    const mismatch = await browser.submit(page, '/recover/password', { password: NEW_PASSWORD, confirm: `${NEW_PASSWORD}!` });
+    expect(mismatch.body).toContain('not the same');
+
+    const done = await browser.submit(page, '/recover/password', { password: NEW_PASSWORD, confirm: NEW_PASSWORD });
+    expect(done.status).toBe(200);
+    expect(done.body).toContain('Your password was changed');
+
+    // Old password out, new one in; sessions, tokens, device trust and the lock are gone.
+    expect((await signInWithPassword('forgetful', OLD_PASSWORD)).page.status).toBe(401);
+    expect(isCallback((await signInWithPassword('forgetful', NEW_PASSWORD)).page.url)).toBe(true);
+    expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
+    expect(await gh.services.factors.trustedDevice.list(account.accountId)).toHaveLength(0);
+    expect(await gh.services.lockout.lockedUntil(account.accountId)).toBeNull();
+    const mail = await smtp.waitFor('forgetful@example.com', (m) => m.subject === 'Your password was reset');
+    expect(mail.text).toContain('forgetful');
+    const [entry] = await gh.services.audit.model.find({ type: 'recovery.password_reset', 'actor.id': account.accountId }).lean();
+    expect(entry?.details).toMatchObject({ unlocked: true, trustedDevicesRevoked: 1 });
+
+    // The flow is used up: its pages now say it expired.
+    const again = await browser.request(`${gh.url}/recover/password`);
+    expect(again.status).toBe(400);
+    expect(again.body).toContain('This recovery has expired');
+  });
+
+  test('an account without a security code proves itself with the passcode alone', async () => {
+    await createAccount('no-code-set', { securityCode: false });
+    const browser = new Browser();
+    const since = smtp.received.length;
+    const page = await startRecovery(browser, 'no-code-set');
+    const verified = await browser.submit(page, '/recover/verify', { securityCode: '', passcode: await passcode('no-code-set@example.com', since) });
+    expect(verified.url).toBe(`${gh.url}/recover/password`);
+  });
+
+  test('five wrong answers end the flow, for real and unknown accounts alike', async () => {
+    await createAccount('guessed-at');
+    const run = async (login: string) => {
+      const browser = new Browser();
+      let page = await startRecovery(browser, login);
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        page = await browser.submit(await browser.request(`${gh.url}/recover/verify`), '/recover/verify', { securityCode: '999999', passcode: '00000000' });
+        statuses.push(page.status);
+      }
+      return statuses;
+    };
+    const real = await run('guessed-at');
+    expect(real).toEqual([400, 400, 400, 400, 429, 429]);
+    expect(await run('not-a-real-account')).toEqual(real);
+  });
+
+  test('existing and unknown identifiers get the same answers, byte for byte apart from CSRF tokens', async () => {
+    await createAccount('existing-person');
+    const since = smtp.received.length;
+    const walk = async (login: string, channel: string) => {
+      const browser = new Browser();
+      const start = await browser.request(`${gh.url}/recover`);
+      const form = await browser.request(`${gh.url}/recover`, { form: { csrf: /name="csrf" value="([^"]*)"/.exec(start.body)![1]!, login, channel } });
+      const verify = await browser.request(`${gh.url}/recover/verify`);
+      const wrong = await browser.submit(verify, '/recover/verify', { securityCode: '123123', passcode: '123456' });
+      return {
+        post: { status: form.status, location: form.headers.get('location'), cookies: form.headers.getSetCookie().map((c) => c.replace(/=[^;]*/, '=X')), body: form.body },
+        verify: { status: verify.status, body: withoutPerRequestValues(verify) },
+        wrong: { status: wrong.status, body: withoutPerRequestValues(wrong) },
+      };
+    };
+    for (const channel of ['email', 'sms']) {
+      const existing = await walk('existing-person', channel);
+      const unknown = await walk('nobody-here', channel);
+      expect(existing.post.status).toBe(303);
+      expect(unknown).toEqual(existing);
+    }
+    // Only the real account got a passcode (by email; it has no verified phone for SMS).
+    await gh.services.alerts.idle();
+    const sent = smtp.received.slice(since).filter((m) => m.subject === 'Your Gatehouse account recovery code');
+    expect(sent.map((m) => m.to)).toEqual([['existing-person@example.com']]);
+  });
+});
+
+describe('forgot User ID', () => {
+  test('the User ID is mailed if an account has the address; the page is the same either way', async () => {
+    await createAccount('Reminded.Person');
+    const ask = async (email: string) => {
+      const browser = new Browser();
+      const page = await browser.submit(await browser.request(`${gh.url}/recover/user-id`), '/recover/user-id', { email });
+      return { status: page.status, body: withoutPerRequestValues(page) };
+    };
+    const since = smtp.received.length;
+    const existing = await ask('reminded.person@EXAMPLE.com');
+    const unknown = await ask('nobody@example.com');
+    expect(existing.status).toBe(200);
+    expect(unknown).toEqual(existing);
+    expect(existing.body).toContain('If an account uses that email address, we sent its User ID there');
+    const mail = await smtp.waitFor('Reminded.Person@example.com', (m) => smtp.received.indexOf(m) >= since && m.subject === 'Your Gatehouse User ID');
+    expect(mail.text).toContain('Reminded.Person');
+    await gh.services.alerts.idle();
+    expect(smtp.received.slice(since).filter((m) => m.to.includes('nobody@example.com'))).toHaveLength(0);
+
+    const bad = await ask('not an address');
+    expect(bad.status).toBe(400);
+  });
+});
+
+describe('activation of a pre-provisioned account', () => {
+  test('the invitation link confirms the User ID, sets the password once, and sign-in then asks for 2FA enrolment', async () => {
+    const since = smtp.received.length;
+    const { account } = await gh.services.admin.accountOps.create({ userId: 'newcomer', email: 'newcomer@example.com', name: 'New Comer', market: 'US' }, cliCall());
+    const invitation = await smtp.waitFor('newcomer@example.com', (m) => smtp.received.indexOf(m) >= since);
+    const link = new RegExp(`${gh.url}/activate/[A-Za-z0-9_-]{43}`).exec(invitation.text)![0];
+
+    const browser = new Browser();
+    const page = await browser.request(link);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('Welcome, New Comer');
+
+    const wrongUser = await browser.submit(page, '/activate/', { userId: 'someone-else', password: NEW_PASSWORD, confirm: NEW_PASSWORD });
+    expect(wrongUser.status).toBe(400);
+    expect(wrongUser.body).toContain('not the User ID of this invitation');
+    const weak = await browser.submit(page, '/activate/', { userId: 'Newcomer', password: 'newcomer-password', confirm: 'newcomer-password' });
+    expect(pageText(weak.body)).toMatch(/must not contain your User ID/);
+
+    const done = await browser.submit(page, '/activate/', { userId: 'Newcomer', password: NEW_PASSWORD, confirm: NEW_PASSWORD });
+    expect(done.body).toContain('Your account is ready');
+    const stored = await gh.services.accounts.findByAccountId(account.accountId);
+    expect(stored).toMatchObject({ emailVerified: true });
+
+    // Single use: the link is dead now.
+    const reused = await browser.request(link);
+    expect(reused.status).toBe(400);
+    expect(reused.body).toContain('expired or was already used');
+
+    // The US policy requires 2FA: the first sign-in goes to enrolment.
+    const first = await signInWithPassword('newcomer', NEW_PASSWORD);
+    expect(first.page.body).toContain('Set up two-step verification');
+  });
+
+  test('an unknown or malformed link gets a friendly 400 page', async () => {
+    for (const token of ['x'.repeat(43), 'short', '%00']) {
+      const page = await new Browser().request(`${gh.url}/activate/${token}`);
+      expect(page.status).toBe(400);
+      expect(page.body).toContain('expired or was already used');
+    }
+  });
+});
+
+describe('rate limits', () => {
+  let limited: TestGatehouse;
+  let limitedRp: oidc.Configuration;
+
+  beforeAll(async () => {
+    const small = { ip: { points: 3, durationSeconds: 600 }, identifier: { points: 100, durationSeconds: 600 } };
+    limited = await startTestGatehouse('rate_limits', { env: { SMTP_URL: smtp.url }, overrides: { rateLimits: { signin: small, 'code-send': small, recovery: small } } });
+    const client = await limited.services.clients.create({ name: 'Limited RP', redirectUris: [RP_REDIRECT], firstParty: true });
+    limitedRp = await discover(limited.url, client.clientId, client.clientSecret);
+  });
+
+  afterAll(async () => {
+    await limited?.services.alerts.idle();
+    await limited?.close();
+  });
+
+  test('sign-in answers 429 with Retry-After and a friendly page once the IP used its allowance; audited once', async () => {
+    const attempt = await startAuthorization(limitedRp);
+    let page = attempt.page;
+    for (let i = 0; i < 3; i++) {
+      page = await attempt.browser.submit(page, '/login', { login: `someone${i}`, password: 'wrong wrong wrong' }, isCallback);
+      expect(page.status).toBe(401);
+    }
+    const throttled = await attempt.browser.submit(page, '/login', { login: 'someone', password: 'wrong wrong wrong' }, isCallback);
+    expect(throttled.status).toBe(429);
+    expect(Number(throttled.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(throttled.body).toContain('Too many attempts');
+    expect(await limited.services.audit.model.countDocuments({ type: 'ratelimit.exceeded', 'details.bucket': 'signin' })).toBe(1);
+  });
+
+  test('recovery answers 429 with Retry-After too', async () => {
+    const browser = new Browser();
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const start = await browser.request(`${limited.url}/recover`);
+      const page = await browser.request(`${limited.url}/recover`, { form: { csrf: /name="csrf" value="([^"]*)"/.exec(start.body)![1]!, login: `person${i}`, channel: 'email' } });
+      statuses.push(page.status);
+      if (page.status === 429) expect(Number(page.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+    expect(statuses).toEqual([303, 303, 303, 429]);
+  });
+});
