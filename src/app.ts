@@ -114,7 +114,7 @@ export async function createServices(config: Config, log: Logger, connection: Co
   const knownBrowsers = new KnownBrowsers(connection, clock);
   const alerts = new SecurityAlerts(mailer, log, { issuer: config.issuer });
   await Promise.all([signInStates.model.init(), lockout.model.init(), knownBrowsers.ensureIndexes()]);
-  const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer, lockout, trustedDevices: factors.trustedDevice });
+  const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer, lockout, trustedDevices: factors.trustedDevice, alerts });
   return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer, admin, clock, policies, sms, factors, secondFactors, signInStates, lockout, knownBrowsers, alerts, rateLimits };
 }
 

@@ -2,11 +2,10 @@
  * Account invitations: a single-use, expiring token that lets a person set the password of an
  * account created without one (the activation page is src/recovery/routes.ts).
  * Only a SHA-256 hash of the token is stored; a TTL index removes expired invitations, and issuing
- * a new one replaces any earlier one, so at most one link per account works at a time.
+ * a new one atomically replaces any earlier one, so at most one link per account works at a time.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Connection } from 'mongoose';
-import { randomId } from '../crypto/ids.js';
 
 export const INVITATIONS_COLLECTION = 'account_invitations';
 
@@ -46,16 +45,20 @@ export class Invitations {
     const token = randomBytes(32).toString('base64url');
     const now = new Date();
     const expiresAt = new Date(now.getTime() + lifetimeSeconds * 1000);
-    await this.collection.deleteMany({ accountId });
-    await this.collection.insertOne({
-      _id: randomId(12),
-      accountId,
-      tokenHash: hashToken(token).toString('hex'),
-      expiresAt,
-      createdAt: now,
-      ...(createdBy ? { createdBy } : {}),
-    });
+    // One document per account (its id is the account's), replaced in one atomic upsert: two invitations
+    // issued at once cannot both work. Documents from the older random-id scheme are removed too.
+    await this.collection.replaceOne(
+      { _id: accountId },
+      { accountId, tokenHash: hashToken(token).toString('hex'), expiresAt, createdAt: now, ...(createdBy ? { createdBy } : {}) },
+      { upsert: true },
+    );
+    await this.collection.deleteMany({ accountId, _id: { $ne: accountId } });
     return { token, expiresAt };
+  }
+
+  /** Makes every outstanding link of the account stop working (address changed, account disabled). */
+  async cancel(accountId: string): Promise<number> {
+    return (await this.collection.deleteMany({ accountId })).deletedCount;
   }
 
   /** Whether the account has an invitation that has not expired. */

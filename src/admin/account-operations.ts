@@ -11,6 +11,7 @@ import type { AuditLog } from '../audit/audit.js';
 import { ConflictError, InputError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Mailer } from '../notify/mailer.js';
+import type { SecurityAlerts } from '../notify/security-alerts.js';
 import { auditFacts, type AdminCall } from './call.js';
 import { forbidden } from './errors.js';
 import { isPrivilegedAccount } from './permissions.js';
@@ -25,6 +26,7 @@ export interface AccountOperationsDeps {
   issuer: string;
   invitationLifetimeSeconds: number;
   trustedDevices: TrustedDeviceFactor;
+  alerts: Pick<SecurityAlerts, 'sendInBackground'>;
 }
 
 export interface TrustedDeviceView {
@@ -127,6 +129,8 @@ export class AccountOperations {
       if (self.roles?.includes('admin')) throw new ConflictError('you cannot remove your own admin role; ask another administrator');
     }
     const { account, changes } = await this.deps.accountAdmin.update(accountId, patch);
+    // An invitation went to the old address: it must not keep working for whoever reads that mailbox.
+    if (changes.email) await this.deps.invitations.cancel(accountId);
     if (Object.keys(changes).length > 0) {
       await this.deps.audit.record({ type: 'admin.account.updated', outcome: 'success', ...auditFacts(call), target: this.target(accountId), changes });
     }
@@ -143,6 +147,7 @@ export class AccountOperations {
     const revoked = action === 'disable' ? await this.deps.accountAdmin.revokeSessionsAndGrants(accountId) : undefined;
     // A disabled account's remembered devices must not outlive it (re-enabling starts without them).
     const trustedDevicesRevoked = action === 'disable' ? await this.deps.trustedDevices.revokeAll(accountId) : undefined;
+    if (action === 'disable') await this.deps.invitations.cancel(accountId);
     const details = revoked ? { revoked, trustedDevicesRevoked } : undefined;
     await this.deps.audit.record({ type: STATUS_EVENTS[action], outcome: 'success', ...auditFacts(call), target: this.target(accountId), changes, ...(details ? { details } : {}) });
     return { account, ...(revoked ? { revoked } : {}) };
@@ -153,6 +158,10 @@ export class AccountOperations {
     const result = await this.deps.accountAdmin.resetSecondFactor(accountId);
     // Device trust stood in for the second factor that is now gone.
     const trustedDevicesRevoked = await this.deps.trustedDevices.revokeAll(accountId);
+    if (result.hadSecondFactor || result.credentialsRemoved > 0) {
+      const account = await this.deps.accountAdmin.raw(accountId);
+      this.deps.alerts.sendInBackground(account, { kind: 'factor-removed', factor: 'two-step verification (reset by an administrator)' }, { at: new Date() });
+    }
     await this.deps.audit.record({
       type: 'admin.account.second_factor_reset',
       outcome: 'success',

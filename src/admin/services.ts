@@ -10,6 +10,7 @@ import type { AuditLog } from '../audit/audit.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Mailer } from '../notify/mailer.js';
+import type { SecurityAlerts } from '../notify/security-alerts.js';
 import type { ClientRegistry } from '../oidc/clients.js';
 import type { Lockout } from '../accounts/lockout.js';
 import type { TrustedDeviceFactor } from '../factors/trusted-device/trusted-device.js';
@@ -36,6 +37,7 @@ export interface AdminDeps {
   mailer: Mailer;
   lockout: Lockout;
   trustedDevices: TrustedDeviceFactor;
+  alerts: SecurityAlerts;
 }
 
 export async function createAdminServices(deps: AdminDeps): Promise<AdminServices> {
@@ -53,6 +55,7 @@ export async function createAdminServices(deps: AdminDeps): Promise<AdminService
     issuer: deps.config.issuer,
     invitationLifetimeSeconds: deps.config.invitations.lifetimeHours * 3600,
     trustedDevices: deps.trustedDevices,
+    alerts: deps.alerts,
   });
   const clientOps = new ClientOperations(deps.clients, registrationTokens, deps.audit);
   return { accountAdmin, invitations, registrationTokens, accountOps, clientOps };

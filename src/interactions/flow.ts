@@ -72,7 +72,11 @@ export interface FlowDeps {
 
 /** The security-alert mails the flow sends (src/notify/security-alerts.ts). Never awaited on a sign-in path. */
 export interface AlertSender {
-  sendInBackground(account: { email?: string | null; name: string; userId: string }, alert: { kind: 'new-device-sign-in' } | { kind: 'trusted-device-added' } | { kind: 'account-locked'; until: Date }, facts: { at: Date; ip?: string; device?: string }): void;
+  sendInBackground(
+    account: { email?: string | null; name: string; userId: string },
+    alert: { kind: 'new-device-sign-in' } | { kind: 'trusted-device-added' } | { kind: 'account-locked'; until: Date } | { kind: 'factor-added'; factor: string },
+    facts: { at: Date; ip?: string; device?: string },
+  ): void;
 }
 
 /** The one message for every failed password sign-in: it never tells which part was wrong. */

@@ -109,16 +109,19 @@ describe('accounts', () => {
     expect(json(await cli(['account', 'unlock', 'invitee', '--json'])).account).toMatchObject({ status: 'active', lockedUntil: null });
 
     expect(json(await cli(['account', 'reset-second-factor', 'invitee', '--json']))).toMatchObject({ credentialsRemoved: 0, hadSecondFactor: false });
+    expect(json(await cli(['account', 'reset-password', 'invitee', '--json']))).toEqual({ sent: true });
+    expect(json(await cli(['account', 'devices', 'invitee', '--json']))).toEqual({ items: [] });
+    expect((await cli(['account', 'revoke-devices', 'invitee'])).stdout).toBe('Revoked 0 trusted device(s); their next sign-in asks for the second factor.\n');
     expect(json(await cli(['account', 'revoke-sessions', 'first-admin', '--json'])).revoked).toMatchObject({ sessions: 1, grants: 1 });
     const types = (await auditEntries(gh, { 'actor.kind': 'system' })).map((e) => e.type);
-    expect(types).toEqual(expect.arrayContaining(['admin.account.updated', 'admin.account.disabled', 'admin.account.enabled', 'admin.account.unlocked', 'admin.account.second_factor_reset', 'admin.account.sessions_revoked']));
+    expect(types).toEqual(expect.arrayContaining(['admin.account.updated', 'admin.account.disabled', 'admin.account.enabled', 'admin.account.unlocked', 'admin.account.second_factor_reset', 'admin.account.sessions_revoked', 'admin.account.password_reset_requested', 'admin.account.trusted_devices_revoked']));
   });
 
   test('failures: one clear line, exit 1', async () => {
     failed(await cli(['account', 'show', 'nobody-here']), /no account with id, User ID or email "nobody-here"/);
     failed(await cli(['account', 'update', 'invitee']), /nothing to change/);
     failed(await cli(['account', 'update', 'invitee', '--email', 'not-an-email']), /email: must be a valid email address/);
-    failed(await cli(['account', 'reset-password', 'invitee']), /not available yet/);
+    failed(await cli(['account', 'revoke-devices', 'invitee', '--device', 'no-such-device']), /no trusted device "no-such-device"/);
     failed(await cli(['account', 'search', '--status', 'gone']), /--status.*'gone' is invalid/);
   });
 });

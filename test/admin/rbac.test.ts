@@ -78,14 +78,14 @@ const ENDPOINTS: Endpoint[] = [
   { method: 'POST', template: '/accounts/{accountId}/password-reset', allowed: SUPPORT, success: 202, prepare: async () => ({ path: `/accounts/${await freshAccount()}/password-reset` }) },
   { method: 'GET', template: '/accounts/{accountId}/trusted-devices', allowed: READERS, success: 200, prepare: async () => ({ path: `/accounts/${await freshAccount()}/trusted-devices` }) },
   {
-    method: 'DELETE', template: '/accounts/{accountId}/trusted-devices/{deviceId}', allowed: SUPPORT, success: 204,
+    method: 'DELETE', template: '/accounts/{accountId}/trusted-devices/{deviceId}', allowed: SUPPORT, success: 200,
     prepare: async () => {
       const accountId = await freshAccount();
       const device = await gh.services.factors.trustedDevice.enrol({ accountId, userId: 'x', name: 'x', phoneVerified: false }, { label: 'Chrome on Linux', lifetimeDays: 30 });
       return { path: `/accounts/${accountId}/trusted-devices/${device.id}` };
     },
   },
-  { method: 'POST', template: '/accounts/{accountId}/trusted-devices/revoke-all', allowed: SUPPORT, success: 200, prepare: async () => ({ path: `/accounts/${await freshAccount()}/trusted-devices/revoke-all` }) },
+  { method: 'DELETE', template: '/accounts/{accountId}/trusted-devices', allowed: SUPPORT, success: 200, prepare: async () => ({ path: `/accounts/${await freshAccount()}/trusted-devices` }) },
   { method: 'POST', template: '/accounts/{accountId}/revoke-sessions', allowed: ADMINS, success: 200, prepare: async () => ({ path: `/accounts/${await freshAccount()}/revoke-sessions` }) },
   { method: 'POST', template: '/accounts/{accountId}/invitation', allowed: ADMINS, success: 200, prepare: async () => ({ path: `/accounts/${await freshAccount({ password: false })}/invitation` }) },
   { method: 'GET', template: '/clients', allowed: READERS, success: 200, prepare: async () => ({ path: '/clients' }) },

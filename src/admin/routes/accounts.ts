@@ -90,10 +90,10 @@ export function accountRoutes(router: Router, admin: AdminServices, guard: Guard
 
   router.delete('/accounts/:accountId/trusted-devices/:deviceId', guard('accounts:support'), noFields, async (ctx) => {
     await accountOps.revokeTrustedDevice(idParam(ctx.params.accountId, 'account'), idParam(ctx.params.deviceId, 'trusted device'), call(ctx));
-    ctx.status = 204;
+    ctx.body = { revoked: 1 };
   });
 
-  router.post('/accounts/:accountId/trusted-devices/revoke-all', guard('accounts:support'), noFields, async (ctx) => {
+  router.delete('/accounts/:accountId/trusted-devices', guard('accounts:support'), noFields, async (ctx) => {
     ctx.body = await accountOps.revokeAllTrustedDevices(idParam(ctx.params.accountId, 'account'), call(ctx));
   });
 

@@ -8,6 +8,7 @@
  * Where the policy allows deferral, the profile page offers "remind me next time"; each deferral is
  * audited and the user is asked again at the next sign-in.
  */
+import { deviceLabel } from '../../http/user-agent.js';
 import type { Current, EnrolmentStepApi, Outcome, SignInFlow } from '../flow.js';
 import { hasPossessionFactor } from '../requirements.js';
 import { METHOD_LABELS, sendFailureMessage, type SendResult } from '../second-factors.js';
@@ -156,6 +157,9 @@ export class EnrolmentStep implements EnrolmentStepApi {
     await this.flow.deps.accounts.updateMfa(current.account.accountId, { set: { enrolledAt: now } });
     await this.flow.audit({ ...current, accountId: current.account.accountId }, 'mfa.enrolled', 'success');
     const account = (await this.flow.deps.accounts.findByAccountId(current.account.accountId)) ?? current.account;
+    // Tell the owner, in case it was not them: a second factor now guards the account.
+    const { ctx } = current;
+    this.flow.deps.alerts.sendInBackground(account, { kind: 'factor-added', factor: account.mfa?.defaultMethod ?? 'email-otp' }, { at: now, ip: ctx.ip, device: deviceLabel(ctx.get('user-agent')) });
     if (hasPossessionFactor(current.state.amr)) return this.flow.finishLogin({ ...current, account });
     // The recovery codes were just shown on screen: they prove nothing the password did not.
     const state = await this.flow.deps.states.update(current.details.uid, { step: 'second-factor', excludeMethods: ['recovery-codes'] });
