@@ -8,6 +8,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { describeIfChromium, launchChromium } from '../support/chromium.js';
 import { startTestGatehouse, type TestGatehouse } from '../support/gatehouse.js';
+import { TestClock } from '../support/clock.js';
 import { TestSmtpServer } from '../support/smtp.js';
 import { addVirtualAuthenticator, type VirtualAuthenticator } from '../support/virtual-authenticator.js';
 
@@ -23,10 +24,11 @@ describeIfChromium('passkeys in a real browser', () => {
   let page: Page;
   let authenticator: VirtualAuthenticator;
   let accountId: string;
+  const clock = new TestClock();
 
   beforeAll(async () => {
     smtp = await new TestSmtpServer().start();
-    gh = await startTestGatehouse('browser_passkeys', { overrides: { demo: { enabled: true } }, env: { SMTP_URL: smtp.url } });
+    gh = await startTestGatehouse('browser_passkeys', { overrides: { demo: { enabled: true } }, env: { SMTP_URL: smtp.url }, clock });
     expect(new URL(gh.url).hostname).toBe('localhost'); // WebAuthn refuses an IP address as RP ID
     // A market that requires two-step verification; the account has enrolled with emailed codes.
     const account = await gh.services.accounts.create({ userId: USER, email: EMAIL, emailVerified: true, name: 'Pat Passkey', market: 'US', password: PASSWORD });
@@ -34,6 +36,18 @@ describeIfChromium('passkeys in a real browser', () => {
     await gh.services.accounts.updateMfa(accountId, { set: { enrolledAt: new Date(), defaultMethod: 'email-otp' } });
     browser = await launchChromium();
     context = await browser.newContext();
+    // The virtual authenticator answers conditional requests (autofill) at once, without a person
+    // choosing: a page would sign itself in as it loads. So the tests turn autofill support off, as in a
+    // browser without it, except where they test it (test 2b).
+    await context.addInitScript(() => {
+      if (localStorage.getItem('test:autofill') !== 'on') PublicKeyCredential.isConditionalMediationAvailable = async () => false;
+      const seen: string[] = ((window as unknown as { webauthnMediations: string[] }).webauthnMediations = []);
+      const get = navigator.credentials.get.bind(navigator.credentials);
+      navigator.credentials.get = (options?: CredentialRequestOptions) => {
+        seen.push(options?.mediation ?? 'optional');
+        return get(options);
+      };
+    });
     page = await context.newPage();
     authenticator = await addVirtualAuthenticator(page);
   });
@@ -56,7 +70,7 @@ describeIfChromium('passkeys in a real browser', () => {
   }
 
   async function events(type: string) {
-    return gh.services.connection.collection('audit_events').find({ type }).sort({ at: 1 }).toArray();
+    return gh.services.connection.collection('audit_events').find({ type }).sort({ _id: 1 }).toArray();
   }
 
   test('(1) sign in with password and emailed code, add a passkey in the account area, sign out', async () => {
@@ -91,5 +105,114 @@ describeIfChromium('passkeys in a real browser', () => {
     await page.getByRole('button', { name: 'Yes, sign me out' }).click();
     await page.waitForURL(`${gh.url}/account`);
     expect(await page.getByRole('link', { name: 'Sign in' }).isVisible()).toBe(true);
+  });
+
+  async function demoSignInPage() {
+    await page.goto(`${gh.url}/demo`);
+    await page.getByRole('link', { name: 'Sign in with Gatehouse' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  }
+
+  async function demoClaims(): Promise<Record<string, unknown>> {
+    // Signing out of the demo app also revokes its grant, so consent may be asked again.
+    const allow = page.getByRole('button', { name: 'Allow' });
+    await Promise.race([page.waitForURL(/\/demo\/callback/, { timeout: 15_000 }).catch(() => undefined), allow.waitFor({ timeout: 15_000 }).catch(() => undefined)]);
+    if (await allow.isVisible()) await allow.click();
+    await page.waitForURL(/\/demo\/callback/, { timeout: 15_000 }).catch(async (err: Error) => {
+      throw new Error(`${err.message}\nThe page shows: ${(await page.textContent('main'))?.replace(/\s+/g, ' ')}`);
+    });
+    return JSON.parse((await page.textContent('#id-token-claims'))!) as Record<string, unknown>;
+  }
+
+  async function demoSignOut() {
+    await page.getByRole('link', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    await page.waitForURL(`${gh.url}/demo`);
+  }
+
+  test('(2) passwordless sign-in with the passkey through a relying party: the ID token carries the WebAuthn amr', async () => {
+    await demoSignInPage();
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    const claims = await demoClaims();
+    // A platform authenticator bound to one device, with user verification: possession + "user" = MFA.
+    expect(claims).toMatchObject({ sub: accountId, amr: ['hwk', 'user', 'mfa'], acr: 'urn:gatehouse:acr:mfa' });
+    expect(await events('signin.passkey')).toEqual([expect.objectContaining({ outcome: 'success', actor: { kind: 'account', id: accountId } })]);
+    const [stored] = await gh.services.factors.webauthn.list(accountId);
+    expect(stored!.lastUsedAt).not.toBeNull();
+    await demoSignOut();
+  });
+
+  test('(2b) conditional mediation: the sign-in page offers passkeys in the User ID field\'s autofill', async () => {
+    await page.goto(`${gh.url}/demo`);
+    await page.evaluate(() => localStorage.setItem('test:autofill', 'on'));
+    try {
+      await page.getByRole('link', { name: 'Sign in with Gatehouse' }).click();
+      await page.locator('[data-passkey-autofill="on"]').waitFor({ state: 'attached' });
+      expect(await page.getByLabel('User ID or email').getAttribute('autocomplete')).toBe('username webauthn');
+      // The page asked for a passkey with mediation "conditional" as it loaded (recorded by the init script).
+      expect(await page.evaluate(() => (window as unknown as { webauthnMediations: string[] }).webauthnMediations)).toContain('conditional');
+      // The button takes over from the pending autofill request and signs in.
+      await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+      expect(await demoClaims()).toMatchObject({ sub: accountId, amr: ['hwk', 'user', 'mfa'] });
+    } finally {
+      await page.evaluate(() => localStorage.removeItem('test:autofill'));
+    }
+    await demoSignOut();
+  });
+
+  test('(3) the passkey as the second factor after the password', async () => {
+    await demoSignInPage();
+    await passwordStep();
+    await page.getByRole('heading', { name: 'Verify it’s you' }).waitFor();
+    // Email is this account's default; the passkey is offered as another way.
+    await page.getByRole('button', { name: 'Use your security key or device' }).click();
+    await page.getByRole('button', { name: 'Use your security key or device' }).click();
+    const claims = await demoClaims();
+    expect(claims).toMatchObject({ sub: accountId, amr: ['pwd', 'hwk', 'user', 'mfa'], acr: 'urn:gatehouse:acr:mfa' });
+    const secondFactor = await events('signin.second_factor');
+    expect(secondFactor.at(-1)).toMatchObject({ outcome: 'success', details: { method: 'webauthn' } });
+  });
+
+  test('(4) a removed passkey can no longer sign in', async () => {
+    // Still signed in (with MFA, moments ago) from the previous test: the account area opens directly.
+    await page.goto(`${gh.url}/account`);
+    await page.getByRole('button', { name: 'Remove Work laptop' }).click();
+    await page.waitForURL(/\/account\?done=removed/);
+    expect(await page.textContent('main')).toContain('You have no passkeys yet');
+    expect(await gh.services.factors.webauthn.list(accountId)).toHaveLength(0);
+    expect(await events('mfa.passkey_removed')).toEqual([expect.objectContaining({ outcome: 'success' })]);
+
+    await page.getByRole('link', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    await page.waitForURL(`${gh.url}/account`);
+    await demoSignInPage();
+    expect(await authenticator.credentials()).toHaveLength(1); // the device still holds it
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.textContent()).toContain('This passkey is not recognised');
+    expect((await events('signin.passkey')).at(-1)).toMatchObject({ outcome: 'failure', details: { reason: 'unknown_credential' } });
+    expect(page.url()).toContain('/interaction/');
+  });
+
+  test('(5) a cancelled passkey sign-in leaves a usable page: the message, then the password still works', async () => {
+    clock.advance(60); // past the emailed code's resend cooldown (a code was sent in test 3)
+    await demoSignInPage();
+    await authenticator.setUserVerified(false); // the person does not confirm (fingerprint refused or dialog dismissed)
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.textContent()).toBe('Sign-in with a passkey was cancelled. You can try again or use your password.');
+    // The button is usable again and focused, for keyboard users.
+    expect(await page.getByRole('button', { name: 'Sign in with a passkey' }).isEnabled()).toBe(true);
+    await authenticator.setUserVerified(true);
+
+    const since = smtp.received.length;
+    await passwordStep();
+    await page.getByRole('heading', { name: 'Verify it’s you' }).waitFor();
+    await page.getByLabel('Code', { exact: true }).fill(await emailedCode(since));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    const claims = await demoClaims();
+    expect(claims).toMatchObject({ amr: ['pwd', 'otp', 'mfa'] });
   });
 });

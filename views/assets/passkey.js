@@ -64,6 +64,7 @@
     var csrf = panel.getAttribute('data-csrf');
     var optionsUrl = panel.getAttribute('data-options-url');
     var verifyUrl = panel.getAttribute('data-verify-url');
+    var leaving = false;
 
     if (!lib || !lib.browserSupportsWebAuthn()) {
       // The explanation stays visible; the button stays hidden (nothing to press that cannot work).
@@ -108,12 +109,14 @@
           return postJson(verifyUrl, body);
         })
         .then(function (data) {
+          leaving = true; // one ceremony finished: no other may start or report on this page
           show(status, mode === 'register' ? 'Passkey added.' : 'Signed in. Continuing…');
           window.location.assign(data.redirect || window.location.href);
         });
     }
 
     button.addEventListener('click', function () {
+      if (leaving) return;
       if (mode === 'register' && nameInput && !nameInput.checkValidity()) {
         nameInput.reportValidity();
         return;
@@ -142,7 +145,7 @@
         if (!supported) return;
         panel.setAttribute('data-passkey-autofill', 'on');
         ceremony(true).catch(function (err) {
-          if (err && err.shown && err.name !== 'AbortError') show(message, err.message);
+          if (!leaving && err && err.shown) show(message, err.message);
         });
       });
     }
