@@ -53,6 +53,17 @@ export class TestSmtpServer {
     return `smtp://127.0.0.1:${this.port}`;
   }
 
+  /**
+   * The numeric code in the first one-time-code mail to `to` among those received after the first `since`
+   * mails (security alerts and other mails in between are skipped).
+   */
+  async code(to: string, since: number): Promise<string> {
+    const mail = await this.waitFor(to, (m) => this.received.indexOf(m) >= since && /\bcode\b/i.test(m.subject));
+    const code = /\b(\d{6,9})\b/.exec(mail.text)?.[1];
+    if (!code) throw new Error(`no code in the mail "${mail.subject}"`);
+    return code;
+  }
+
   /** Resolves with the first mail (received from now on or already) to `to` that matches. */
   async waitFor(to: string, match: (mail: ReceivedMail) => boolean = () => true, timeoutMs = 10_000): Promise<ReceivedMail> {
     const deadline = Date.now() + timeoutMs;
