@@ -114,7 +114,7 @@ export async function createServices(config: Config, log: Logger, connection: Co
   const knownBrowsers = new KnownBrowsers(connection, clock);
   const alerts = new SecurityAlerts(mailer, log, { issuer: config.issuer });
   await Promise.all([signInStates.model.init(), lockout.model.init(), knownBrowsers.ensureIndexes()]);
-  const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer, lockout, trustedDevices: factors.trustedDevice, alerts });
+  const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer, lockout, trustedDevices: factors.trustedDevice, webauthn: factors.webauthn, alerts });
   return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer, admin, clock, policies, sms, factors, secondFactors, signInStates, lockout, knownBrowsers, alerts, rateLimits };
 }
 
@@ -142,6 +142,10 @@ const ASSETS: Record<string, string> = {
 const PACKAGE_ASSETS: Record<string, string> = {
   'simplewebauthn-browser.js': path.join(projectRoot, 'node_modules', '@simplewebauthn', 'browser', 'dist', 'bundle', 'index.umd.min.js'),
 };
+
+function isLoopback(address: string | undefined): boolean {
+  return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
+}
 
 /** Parses a request body with `parser`; an undecodable body (bad gzip, bad charset) is a 4xx, never a 500. */
 async function readBody(ctx: Koa.Context, parser: Koa.Middleware): Promise<void> {
@@ -211,7 +215,11 @@ export function createApp(services: Services): Koa {
   if (services.mailer.devMailbox) {
     const mailbox = services.mailer.devMailbox;
     const texts = services.sms instanceof ConsoleSmsGateway ? services.sms : undefined;
-    site.get('/dev/mailbox', async (ctx) => ctx.render('dev-mailbox', { title: 'Development mailbox', mails: mailbox.list(), texts: texts?.list() ?? [] }));
+    // Codes and links are shown here: only to this machine, never to the rest of the network.
+    site.get('/dev/mailbox', async (ctx) => {
+      if (!isLoopback(ctx.socket.remoteAddress)) return ctx.throw(404, 'There is nothing at this address.');
+      await ctx.render('dev-mailbox', { title: 'Development mailbox', mails: mailbox.list(), texts: texts?.list() ?? [] });
+    });
   }
   app.use(site.routes());
   // The self-service account area (passkeys, remembered devices): src/selfservice/.
