@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { accountCommands } from './account-commands.js';
+import { addPasskeyCommands } from './passkey-commands.js';
 import { addAccountAdminCommands } from './account-admin-commands.js';
 import { auditCommands } from './audit-commands.js';
 import { addClientAdminCommands, registrationTokenCommands } from './client-admin-commands.js';
@@ -23,6 +24,7 @@ export function buildProgram(io: CliIO): Command {
   addClientAdminCommands(client, io);
   const account = accountCommands(io);
   addAccountAdminCommands(account, io);
+  addPasskeyCommands(account, io);
   program.addCommand(client);
   program.addCommand(account);
   program.addCommand(registrationTokenCommands(io));

@@ -15,6 +15,7 @@ import { createAuthenticator } from './bearer.js';
 import { AdminHttpError, adminErrors } from './errors.js';
 import { authenticated, permissionGuard, principal } from './guard.js';
 import { accountRoutes } from './routes/accounts.js';
+import { passkeyRoutes } from './routes/passkeys.js';
 import { auditRoutes } from './routes/audit.js';
 import { clientRoutes } from './routes/clients.js';
 import { registrationTokenRoutes } from './routes/registration-tokens.js';
@@ -84,6 +85,7 @@ export function adminRouters(services: Services): { open: Router; api: Router } 
     ctx.body = { actor: who.actor, clientId: who.clientId, scopes: who.scopes, permissions: [...who.permissions], ...(who.roles ? { roles: who.roles } : {}) };
   });
   accountRoutes(api, admin, guard);
+  passkeyRoutes(api, admin, guard);
   clientRoutes(api, admin, clients, guard);
   registrationTokenRoutes(api, admin, guard);
   auditRoutes(api, audit, guard);

@@ -14,9 +14,11 @@ import type { SecurityAlerts } from '../notify/security-alerts.js';
 import type { ClientRegistry } from '../oidc/clients.js';
 import type { Lockout } from '../accounts/lockout.js';
 import type { TrustedDeviceFactor } from '../factors/trusted-device/trusted-device.js';
+import type { WebAuthnFactor } from '../factors/webauthn/webauthn.js';
 import { ensureRegistrationTokenIndexes, RegistrationTokenStore } from '../oidc/registration.js';
 import { AccountOperations } from './account-operations.js';
 import { ClientOperations } from './client-operations.js';
+import { PasskeyOperations } from './passkey-operations.js';
 
 export interface AdminServices {
   accountAdmin: AccountAdmin;
@@ -24,6 +26,8 @@ export interface AdminServices {
   registrationTokens: RegistrationTokenStore;
   accountOps: AccountOperations;
   clientOps: ClientOperations;
+  /** An account's passkeys and security keys: list, revoke. */
+  passkeyOps: PasskeyOperations;
 }
 
 export interface AdminDeps {
@@ -37,6 +41,7 @@ export interface AdminDeps {
   mailer: Mailer;
   lockout: Lockout;
   trustedDevices: TrustedDeviceFactor;
+  webauthn: WebAuthnFactor;
   alerts: SecurityAlerts;
 }
 
@@ -58,5 +63,6 @@ export async function createAdminServices(deps: AdminDeps): Promise<AdminService
     alerts: deps.alerts,
   });
   const clientOps = new ClientOperations(deps.clients, registrationTokens, deps.audit);
-  return { accountAdmin, invitations, registrationTokens, accountOps, clientOps };
+  const passkeyOps = new PasskeyOperations({ accountAdmin, webauthn: deps.webauthn, audit: deps.audit, alerts: deps.alerts });
+  return { accountAdmin, invitations, registrationTokens, accountOps, clientOps, passkeyOps };
 }

@@ -5,6 +5,7 @@
  */
 import * as oidc from 'openid-client';
 import { discover, RP_REDIRECT, signIn, startAuthorization, exchange, isCallback } from '../support/rp.js';
+import { registerSoftwarePasskey } from '../support/passkeys.js';
 import { documentedOperations } from './openapi.js';
 import { ALL_ADMIN_SCOPES, api, auditEntries, createAdminConsole, createMachine, createPerson, PASSWORD, signInForToken, startAdminGatehouse, type AdminConsole, type AdminGatehouse, type Person } from './support.js';
 
@@ -86,6 +87,16 @@ const ENDPOINTS: Endpoint[] = [
     },
   },
   { method: 'DELETE', template: '/accounts/{accountId}/trusted-devices', allowed: SUPPORT, success: 200, prepare: async () => ({ path: `/accounts/${await freshAccount()}/trusted-devices` }) },
+  { method: 'GET', template: '/accounts/{accountId}/passkeys', allowed: READERS, success: 200, prepare: async () => ({ path: `/accounts/${await freshAccount()}/passkeys` }) },
+  {
+    method: 'DELETE', template: '/accounts/{accountId}/passkeys/{credentialId}', allowed: SUPPORT, success: 200,
+    prepare: async () => {
+      const accountId = await freshAccount();
+      const { credentialId } = await registerSoftwarePasskey(gh, accountId);
+      return { path: `/accounts/${accountId}/passkeys/${credentialId}` };
+    },
+  },
+  { method: 'DELETE', template: '/accounts/{accountId}/passkeys', allowed: SUPPORT, success: 200, prepare: async () => ({ path: `/accounts/${await freshAccount()}/passkeys` }) },
   { method: 'POST', template: '/accounts/{accountId}/revoke-sessions', allowed: ADMINS, success: 200, prepare: async () => ({ path: `/accounts/${await freshAccount()}/revoke-sessions` }) },
   { method: 'POST', template: '/accounts/{accountId}/invitation', allowed: ADMINS, success: 200, prepare: async () => ({ path: `/accounts/${await freshAccount({ password: false })}/invitation` }) },
   { method: 'GET', template: '/clients', allowed: READERS, success: 200, prepare: async () => ({ path: '/clients' }) },
