@@ -365,7 +365,7 @@ describe('HTTP', () => {
 describe('configuration', () => {
   test('defaults, and every bad number is named', () => {
     const config = loadConfig({ env: { NODE_ENV: 'development' } });
-    expect(config.rateLimits.signin).toEqual({ ip: { points: 30, durationSeconds: 300 }, identifier: { points: 10, durationSeconds: 300 } });
+    expect(config.rateLimits.signin).toEqual({ ip: { points: 120, durationSeconds: 300 }, identifier: { points: 10, durationSeconds: 300 } });
     expect(config.rateLimits['code-send'].identifier).toEqual({ points: 10, durationSeconds: 600 });
     expect(config.rateLimits.recovery.identifier).toEqual({ points: 5, durationSeconds: 900 });
     try {
