@@ -4,6 +4,7 @@
 import { SecretBox } from '../src/crypto/secret-box.js';
 import type { Database } from '../src/db/connection.js';
 import { ARTIFACT_MODELS, CLIENTS_COLLECTION, collectionFor, createAdapterFactory, ensureAdapterIndexes } from '../src/oidc/adapter.js';
+import { removeArtifacts } from '../src/oidc/revocation.js';
 import { openTestDatabase, testDatabaseUri } from './support/gatehouse.js';
 
 let db: Database;
@@ -65,10 +66,39 @@ test('revokeByGrantId removes exactly that grant’s records', async () => {
   expect(await tokens.find('t3')).toMatchObject({ jti: 't3' });
 });
 
+test('a value looked up as every token kind at once (introspection) takes one round trip and finds its own kind', async () => {
+  await adapterFor('ClientCredentials').upsert('tok-cc', { jti: 'tok-cc', kind: 'ClientCredentials', clientId: 'svc' } as never, 60);
+  await adapterFor('RefreshToken').upsert('tok-rt', { jti: 'tok-rt', kind: 'RefreshToken', grantId: 'g-rt', sessionUid: 'su-rt' } as never, 60);
+  const commands: string[] = [];
+  const client = db.connection.getClient();
+  const count = (event: { commandName: string }) => commands.push(event.commandName);
+  client.on('commandStarted', count);
+  const lookUp = (value: string) => Promise.all(['AccessToken', 'ClientCredentials', 'RefreshToken'].map((m) => adapterFor(m).find(value)));
+  try {
+    expect(await lookUp('tok-cc')).toEqual([undefined, expect.objectContaining({ jti: 'tok-cc' }), undefined]);
+    expect(await lookUp('tok-rt')).toEqual([undefined, undefined, expect.objectContaining({ jti: 'tok-rt', grantId: 'g-rt' })]);
+    expect(await lookUp('nope')).toEqual([undefined, undefined, undefined]);
+  } finally {
+    client.off('commandStarted', count);
+  }
+  // Command monitoring is off on the test connection unless enabled; when it is on, each lookup is one command.
+  if (commands.length) expect(commands.filter((c) => c === 'aggregate' || c === 'find')).toHaveLength(3);
+});
+
+test('revocation by account or client finds records by their indexed field and records written before it', async () => {
+  await adapterFor('Grant').upsert('rev-new', { jti: 'rev-new', accountId: 'acc-rev', clientId: 'cl-rev' } as never, 60);
+  // As written before accountId/clientId were copied out of the payload.
+  await db.connection.collection(collectionFor('Grant')).insertOne({ _id: 'rev-old' as never, data: JSON.stringify({ jti: 'rev-old', accountId: 'acc-rev', clientId: 'cl-rev' }) });
+  await adapterFor('Grant').upsert('rev-other', { jti: 'rev-other', accountId: 'acc-rev-2', clientId: 'cl-rev' } as never, 60);
+  expect(await removeArtifacts(db.connection, ['Grant'], 'accountId', 'acc-rev')).toEqual({ Grant: 2 });
+  expect(await adapterFor('Grant').find('rev-other')).toMatchObject({ accountId: 'acc-rev-2' });
+  expect(await removeArtifacts(db.connection, ['Grant'], 'clientId', 'cl-rev')).toEqual({ Grant: 1 });
+});
+
 test('records are stored with a TTL index on expiresAt', async () => {
   const indexes = await db.connection.collection(collectionFor('AccessToken')).indexes();
   expect(indexes.find((i) => i.name === 'expiresAt_ttl')).toMatchObject({ expireAfterSeconds: 0 });
-  expect(indexes.map((i) => i.name)).toEqual(expect.arrayContaining(['grantId', 'uid', 'userCode']));
+  expect(indexes.map((i) => i.name)).toEqual(expect.arrayContaining(['grantId', 'uid', 'userCode', 'accountId', 'clientId']));
 });
 
 test('client secrets are sealed at rest and open again on find', async () => {

@@ -294,6 +294,28 @@ if mm_aggregate._PIPELINE_HANDLERS.get('$replaceWith') is None:
     mm_aggregate._PIPELINE_HANDLERS['$replaceWith'] = _replace_with_stage
 
 
+def _aggregate_input(coll, pipeline):
+    """The documents a pipeline starts from, and the stages left to run. A leading $match is answered
+    with find() (the _id/equality pre-selection above) instead of copying the whole collection first,
+    as mongomock does; a real mongod likewise uses an index for a leading $match."""
+    if pipeline and len(pipeline[0]) == 1 and '$match' in pipeline[0]:
+        return list(coll.find(pipeline[0]['$match'])), pipeline[1:]
+    return list(coll.find()), pipeline
+
+
+def _union_with_stage(collection, database, options):
+    """$unionWith (MongoDB 4.4+): the documents so far, then another collection's (through its pipeline)."""
+    spec = {'coll': options} if isinstance(options, str) else options
+    if not isinstance(spec, dict) or not isinstance(spec.get('coll'), str):
+        raise mongomock.OperationFailure('$unionWith needs a collection name')
+    docs, rest = _aggregate_input(database.get_collection(spec['coll']), spec.get('pipeline') or [])
+    return list(collection) + list(mm_aggregate.process_pipeline(docs, database, rest, None))
+
+
+if mm_aggregate._PIPELINE_HANDLERS.get('$unionWith') is None:
+    mm_aggregate._PIPELINE_HANDLERS['$unionWith'] = _union_with_stage
+
+
 # ---------------------------------------------------------------------------
 # Snapshots (transactions) and persistence
 # ---------------------------------------------------------------------------
@@ -1047,7 +1069,8 @@ class StandIn(object):
             raise CommandError(238, 'explain is not supported')
         pipeline = cmd.get('pipeline') or []
         coll = self.coll(db, name)
-        docs = list(coll.aggregate(pipeline))
+        docs, rest = _aggregate_input(coll, pipeline)
+        docs = list(mm_aggregate.process_pipeline(docs, coll.database, rest, None))
         if any('$out' in stage for stage in pipeline):
             target = [s['$out'] for s in pipeline if '$out' in s][-1]
             if isinstance(target, str) and self.coll_store(db, target) is not None:

@@ -31,6 +31,9 @@ export class GuessLimit {
   /** Takes one guess for the account; false when its window is used up (nothing is checked then). */
   async take(accountId: string): Promise<boolean> {
     const now = this.clock.now();
+    // Usually one round trip: a live window with room is counted, or a missing one is created. Only when a
+    // window exists that is full or past its end does the expired one get removed and the count retried.
+    if (await this.takeFromLiveWindow(accountId, now)) return true;
     await this.model.deleteOne({ _id: accountId, expiresAt: { $lte: now } }).exec();
     try {
       const window = await this.model
@@ -43,6 +46,23 @@ export class GuessLimit {
       return window !== null;
     } catch (err) {
       // The window exists and is full: the conditional update found nothing and the upsert collided.
+      if ((err as { code?: number }).code === 11000) return false;
+      throw err;
+    }
+  }
+
+  /** One guess from a window that is live (or new); false when the window exists but is full or expired. */
+  private async takeFromLiveWindow(accountId: string, now: Date): Promise<boolean> {
+    try {
+      const window = await this.model
+        .findOneAndUpdate(
+          { _id: accountId, count: { $lt: this.maxGuesses }, expiresAt: { $gt: now } },
+          { $inc: { count: 1 }, $setOnInsert: { expiresAt: new Date(now.getTime() + this.windowSeconds * 1000) } },
+          { upsert: true, returnDocument: 'after' },
+        )
+        .exec();
+      return window !== null;
+    } catch (err) {
       if ((err as { code?: number }).code === 11000) return false;
       throw err;
     }

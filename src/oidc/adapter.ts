@@ -15,7 +15,7 @@
  * payload is held, in this process's memory.
  */
 import type { Collection, Connection } from 'mongoose';
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { isDatabaseUnavailable } from '../db/connection.js';
 
@@ -34,6 +34,10 @@ interface ArtifactDocument {
   grantId?: string;
   uid?: string;
   userCode?: string;
+  /** Copied from the payload: the session a token expires with, and whose artifact it is (revocation). */
+  sessionUid?: string;
+  accountId?: string;
+  clientId?: string;
   consumed?: number;
 }
 
@@ -74,8 +78,144 @@ async function guard<T>(operation: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Token kinds oidc-provider looks one value up in at once (introspection, revocation: lib/helpers/token_find.js). */
+const TOKEN_MODELS = new Set<string>(['AccessToken', 'ClientCredentials', 'RefreshToken']);
+/** Artifacts whose finding is followed, in the same request, by reading their session (by uid) and grant. */
+const BOUND_MODELS = new Set<string>(['AccessToken', 'RefreshToken', 'AuthorizationCode']);
+
+type Found = ArtifactDocument & { _model?: string; _session?: ArtifactDocument[]; _grant?: ArtifactDocument[] };
+
+interface PendingFind {
+  adapter: ArtifactAdapter;
+  resolve: (doc: Found | undefined) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * What the artifact adapters share: fewer round trips for the reads oidc-provider makes together.
+ *
+ * - **One lookup for a token of unknown kind.** Without a `token_type_hint`, introspection and revocation
+ *   look the value up as an access token, a client_credentials token and a refresh token at once (three
+ *   `find`s started in the same tick). Those are gathered and answered by one `aggregate` with `$unionWith`
+ *   (MongoDB 4.4+), each branch an `_id` match on its own collection.
+ * - **The session and grant read with the token, within one request.** After finding an access token,
+ *   refresh token or authorization code, oidc-provider reads its session (by uid: a token that expires with
+ *   its session must still have it) and its grant (which revocation deletes), one after the other. Inside an
+ *   HTTP request, that find brings both along (`$lookup` on the indexed `uid` and `_id`) and keeps them for
+ *   the rest of **that request only**, each for **one** read; any write to a session or grant in the request
+ *   drops them. So they are read at most a few milliseconds earlier than before, in the same request; nothing
+ *   is cached across requests, and every request still reads the token, its session and its grant from the
+ *   database (revocation and logout take effect exactly as before).
+ */
+class ArtifactStore {
+  private pending = new Map<string, PendingFind[]>();
+  /** Request (oidc-provider's ctx) → documents read ahead for it, by "Model|field|value". */
+  private readonly readAhead = new WeakMap<object, Map<string, ArtifactDocument>>();
+
+  constructor(readonly connection: Connection) {}
+
+  /** The current oidc-provider request, if any (outside a request nothing is read ahead). */
+  private request(): object | undefined {
+    return (Provider as unknown as { ctx?: object }).ctx;
+  }
+
+  remember(model: string, field: string, doc: ArtifactDocument): void {
+    const request = this.request();
+    if (!request) return;
+    let docs = this.readAhead.get(request);
+    if (!docs) this.readAhead.set(request, (docs = new Map()));
+    docs.set(`${model}|${field}|${String(doc[field as keyof ArtifactDocument])}`, doc);
+  }
+
+  /** A document read ahead for this request, handed out once. */
+  take(model: string, field: string, value: string): ArtifactDocument | undefined {
+    const request = this.request();
+    const docs = request && this.readAhead.get(request);
+    if (!docs) return undefined;
+    const key = `${model}|${field}|${value}`;
+    const doc = docs.get(key);
+    if (doc) docs.delete(key);
+    return doc;
+  }
+
+  /** A write to `model` in this request: what was read ahead of that kind is no longer used. */
+  forget(model: string): void {
+    const request = this.request();
+    const docs = request && this.readAhead.get(request);
+    if (!docs) return;
+    for (const key of docs.keys()) if (key.startsWith(`${model}|`)) docs.delete(key);
+  }
+
+  /** Queues a find by `_id`; finds of the same value started in the same tick share one round trip. */
+  find(adapter: ArtifactAdapter, id: string): Promise<Found | undefined> {
+    return new Promise((resolve, reject) => {
+      const waiting = this.pending.get(id);
+      if (waiting) waiting.push({ adapter, resolve, reject });
+      else this.pending.set(id, [{ adapter, resolve, reject }]);
+      if (this.pending.size === 1 && !waiting) queueMicrotask(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = new Map();
+    for (const [id, finds] of batch) {
+      this.lookup(id, finds).then(
+        (docs) => {
+          for (const f of finds) f.resolve(docs.find((d) => d._model === f.adapter.model));
+        },
+        (err: unknown) => {
+          for (const f of finds) f.reject(err);
+        },
+      );
+    }
+  }
+
+  /** The stages that find `id` in one adapter's collection, tagged with its model. */
+  private branch(adapter: ArtifactAdapter, id: string, readAhead: boolean): Record<string, unknown>[] {
+    const stages: Record<string, unknown>[] = [{ $match: { _id: id } }, { $addFields: { _model: adapter.model } }];
+    if (readAhead && BOUND_MODELS.has(adapter.model)) {
+      // A record without the field is looked up under "-" (matches nothing, through the index) rather than
+      // under null, which a sparse index cannot answer.
+      stages.push(
+        { $addFields: { _sessionKey: { $ifNull: ['$sessionUid', '-'] }, _grantKey: { $ifNull: ['$grantId', '-'] } } },
+        { $lookup: { from: collectionFor('Session'), localField: '_sessionKey', foreignField: 'uid', as: '_session' } },
+        { $lookup: { from: collectionFor('Grant'), localField: '_grantKey', foreignField: '_id', as: '_grant' } },
+      );
+    }
+    return stages;
+  }
+
+  private async lookup(id: string, finds: PendingFind[]): Promise<Found[]> {
+    const adapters = [...new Set(finds.map((f) => f.adapter))];
+    const readAhead = this.request() !== undefined && adapters.some((a) => BOUND_MODELS.has(a.model));
+    if (adapters.length === 1 && !readAhead) {
+      const doc = await guard(() => adapters[0]!.collection.findOne({ _id: id }));
+      return doc ? [{ ...doc, _model: adapters[0]!.model }] : [];
+    }
+    const [first, ...others] = adapters;
+    const pipeline = [
+      ...this.branch(first!, id, readAhead),
+      ...others.map((a) => ({ $unionWith: { coll: a.collection.collectionName, pipeline: this.branch(a, id, readAhead) } })),
+    ];
+    const docs = (await guard(() => first!.collection.aggregate<Found>(pipeline).toArray())) as Found[];
+    for (const doc of docs) {
+      // Only documents that are exactly the token's session and grant are kept for later reads.
+      const session = doc._session?.length === 1 ? doc._session[0] : undefined;
+      if (session?.uid !== undefined && session.uid === doc.sessionUid) this.remember('Session', 'uid', session);
+      const grant = doc._grant?.length === 1 ? doc._grant[0] : undefined;
+      if (grant && doc.grantId !== undefined && grant._id === doc.grantId) this.remember('Grant', '_id', grant);
+    }
+    return docs;
+  }
+}
+
 class ArtifactAdapter implements Adapter {
-  constructor(private readonly collection: Collection<ArtifactDocument>) {}
+  constructor(
+    readonly model: string,
+    readonly collection: Collection<ArtifactDocument>,
+    private readonly store: ArtifactStore,
+  ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     const doc: Omit<ArtifactDocument, '_id'> = { data: JSON.stringify(payload) };
@@ -83,21 +223,33 @@ class ArtifactAdapter implements Adapter {
     if (payload.grantId) doc.grantId = payload.grantId;
     if (payload.uid) doc.uid = payload.uid;
     if (payload.userCode) doc.userCode = payload.userCode;
+    if (payload.sessionUid) doc.sessionUid = payload.sessionUid;
+    if (payload.accountId) doc.accountId = payload.accountId;
+    if (payload.clientId) doc.clientId = payload.clientId;
+    this.store.forget(this.model);
     await guard(() => this.collection.replaceOne({ _id: id }, doc, { upsert: true }));
   }
 
-  private async findOne(filter: Partial<ArtifactDocument>): Promise<AdapterPayload | undefined> {
-    const doc = await guard(() => this.collection.findOne(filter));
+  private payloadOf(doc: ArtifactDocument | null | undefined): AdapterPayload | undefined {
     if (!doc || (doc.expiresAt && doc.expiresAt.getTime() <= Date.now())) return undefined;
     const payload = JSON.parse(doc.data) as AdapterPayload;
     return doc.consumed ? { ...payload, consumed: doc.consumed } : payload;
   }
 
-  find(id: string) {
+  private async findOne(filter: Partial<ArtifactDocument>): Promise<AdapterPayload | undefined> {
+    return this.payloadOf(await guard(() => this.collection.findOne(filter)));
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    const ahead = this.store.take(this.model, '_id', id);
+    if (ahead) return this.payloadOf(ahead);
+    if (TOKEN_MODELS.has(this.model) || BOUND_MODELS.has(this.model)) return this.payloadOf(await this.store.find(this, id));
     return this.findOne({ _id: id });
   }
 
-  findByUid(uid: string) {
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    const ahead = this.store.take(this.model, 'uid', uid);
+    if (ahead) return this.payloadOf(ahead);
     return this.findOne({ uid });
   }
 
@@ -106,14 +258,17 @@ class ArtifactAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
+    this.store.forget(this.model);
     await guard(() => this.collection.updateOne({ _id: id }, { $set: { consumed: Math.floor(Date.now() / 1000) } }));
   }
 
   async destroy(id: string): Promise<void> {
+    this.store.forget(this.model);
     await guard(() => this.collection.deleteOne({ _id: id }));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
+    this.store.forget(this.model);
     await guard(() => this.collection.deleteMany({ grantId }));
   }
 }
@@ -203,13 +358,14 @@ class ClientAdapter implements Adapter {
 
 export function createAdapterFactory(connection: Connection, secretBox: SecretBox): (name: string) => Adapter {
   const adapters = new Map<string, Adapter>();
+  const store = new ArtifactStore(connection);
   return (name: string) => {
     let adapter = adapters.get(name);
     if (!adapter) {
       adapter =
         name === 'Client'
           ? new ClientAdapter(connection.collection<ClientDocument>(CLIENTS_COLLECTION), secretBox)
-          : new ArtifactAdapter(connection.collection<ArtifactDocument>(collectionFor(name)));
+          : new ArtifactAdapter(name, connection.collection<ArtifactDocument>(collectionFor(name)), store);
       adapters.set(name, adapter);
     }
     return adapter;
@@ -234,6 +390,10 @@ export async function ensureAdapterIndexes(connection: Connection): Promise<void
         { key: { grantId: 1 }, name: 'grantId', sparse: true },
         { key: { uid: 1 }, name: 'uid', sparse: true },
         { key: { userCode: 1 }, name: 'userCode', sparse: true },
+        // Revocation by account or client (revocation.ts). Not sparse: records written before these fields
+        // existed are found under null, and only those are then matched on their JSON.
+        { key: { accountId: 1 }, name: 'accountId' },
+        { key: { clientId: 1 }, name: 'clientId' },
       ]);
     }),
   );

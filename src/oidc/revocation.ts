@@ -1,8 +1,10 @@
 /**
  * Removes oidc-provider artifacts (sessions, grants, tokens, codes) that belong to an account or a
- * client, for "delete client" and "revoke all sessions and grants". The adapter keeps each payload
- * as JSON text and indexes only grantId/uid/userCode, so the candidates are found by the exact JSON
- * member (`"clientId":"…"`) and then confirmed on the parsed payload before anything is deleted.
+ * client, for "delete client" and "revoke all sessions and grants". The adapter copies `accountId` and
+ * `clientId` out of each payload into indexed fields, so the records are found by the index. Records
+ * written before those fields existed hold neither (the index files them under null): among those only,
+ * candidates are found by the exact JSON member (`"clientId":"…"`), and every candidate is confirmed on
+ * its parsed payload before anything is deleted.
  */
 import type { Connection } from 'mongoose';
 import { collectionFor } from './adapter.js';
@@ -30,7 +32,9 @@ export async function removeArtifacts(
   const counts: Record<string, number> = {};
   for (const model of models) {
     const collection = connection.collection<{ _id: string; data: string }>(collectionFor(model));
-    const candidates = await collection.find({ data: { $regex: member } }, { projection: { _id: 1, data: 1 } }).toArray();
+    const candidates = await collection
+      .find({ $or: [{ [field]: value }, { [field]: null, data: { $regex: member } }] }, { projection: { _id: 1, data: 1 } })
+      .toArray();
     const ids = candidates.filter((doc) => (JSON.parse(doc.data) as Record<string, unknown>)[field] === value).map((doc) => doc._id);
     counts[model] = ids.length ? (await collection.deleteMany({ _id: { $in: ids } })).deletedCount : 0;
   }
