@@ -64,6 +64,11 @@ export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens, rateLimits
   router.post('/passkey/options', checkCsrf, async (ctx) => json(ctx, await passkeys.options(ctx)));
   router.post('/passkey/verify', checkCsrf, async (ctx) => json(ctx, await passkeys.verify(ctx, formBody(ctx).response)));
   router.post('/second-factor/passkey/options', checkCsrf, async (ctx) => json(ctx, await passkeys.secondFactorOptions(await flow.current(ctx))));
+  router.post('/enrol/passkey/options', checkCsrf, async (ctx) => json(ctx, await passkeys.enrolOptions(await flow.current(ctx))));
+  router.post('/enrol/passkey/verify', checkCsrf, async (ctx) => {
+    const body = formBody(ctx);
+    json(ctx, await passkeys.enrolVerify(await flow.current(ctx), body.response, body.name));
+  });
   router.post('/second-factor/passkey/verify', checkCsrf, async (ctx) => {
     const body = formBody(ctx);
     json(ctx, await passkeys.secondFactorVerify(await flow.current(ctx), body.response, body.remember === true || body.remember === '1'));

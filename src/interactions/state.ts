@@ -43,6 +43,8 @@ export interface SignInState {
   excludeMethods?: SecondFactorMethod[];
   /** The mobile number was verified in this interaction (else a leftover verification is not trusted). */
   phoneVerifiedHere?: boolean;
+  /** A passkey was registered at the enrolment's default-method step (only after a possession factor was proven here). */
+  passkeyAddedHere?: boolean;
   /** Step-up: when the session's original sign-in happened, kept as the new login's auth_time. */
   authTime?: Date | null;
   expiresAt: Date;
@@ -62,6 +64,7 @@ const stateSchema = new Schema<SignInState>(
     totpConfirmed: { type: Boolean, default: false },
     excludeMethods: { type: [String], default: [] },
     phoneVerifiedHere: { type: Boolean, default: false },
+    passkeyAddedHere: { type: Boolean, default: false },
     authTime: { type: Date, default: null },
     expiresAt: { type: Date, required: true },
   },

@@ -39,6 +39,7 @@ export class EnrolmentStep implements EnrolmentStepApi {
     if (current.account.email && this.allows(current, 'email-otp')) options.push('email-otp');
     if (current.account.phone && current.account.phoneVerified && this.allows(current, 'sms-otp')) options.push('sms-otp');
     if (current.state.totpConfirmed && this.allows(current, 'totp')) options.push('totp');
+    if (current.state.passkeyAddedHere) options.push('webauthn');
     return options;
   }
 
@@ -62,6 +63,7 @@ export class EnrolmentStep implements EnrolmentStepApi {
         return view('enrol-method', 'Choose how to verify', {
           options: this.methodOptions(current).map((m) => ({ value: m, label: METHOD_LABELS[m].option })),
           canAddTotp: this.allows(current, 'totp') && !state.totpConfirmed,
+          passkey: this.flow.passkeyStep.enrolmentOffer(current),
         });
       case 'enrol-recovery-codes': {
         // Codes are stored hashed and shown once; reloading this page issues a fresh set.

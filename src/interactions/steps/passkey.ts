@@ -14,6 +14,7 @@
  */
 import type { AuthenticationFailure, WebAuthnFactor } from '../../factors/webauthn/webauthn.js';
 import { SIGN_IN_LOCKED, type Current, type Details, type SignInFlow } from '../flow.js';
+import { hasPossessionFactor } from '../requirements.js';
 import type { Context } from 'koa';
 
 export interface JsonOutcome {
@@ -31,6 +32,7 @@ export const PASSKEY_MESSAGES = {
   expired: 'This sign-in page has expired. Go back to the application and start the sign-in again.',
   second_factor_failed: 'We could not verify your security key or device. Try again, or choose another way to verify.',
   not_enrolled: 'No passkey or security key is set up for your account. Choose another way to verify.',
+  enrol_later: 'You can add a passkey from your account page once you have signed in.',
 } as const;
 
 const FAILURE_MESSAGE: Record<AuthenticationFailure, string> = {
@@ -151,6 +153,41 @@ export class PasskeyStep {
     const state = await deps.states.update(current.details.uid, {}, outcome.amr);
     if (remember) await this.flow.trustDevice(current);
     return this.redirect(await this.flow.finishLogin({ ...current, state: state ?? current.state }));
+  }
+
+  // ── enrolment (the default-method step) ─────────────────────────────────────
+
+  /**
+   * A passkey replaces the password, so one is registered during enrolment only after this sign-in
+   * proved a possession factor (a verified phone or authenticator app): the password alone must never
+   * be enough to leave a passwordless credential behind, e.g. by an abandoned enrolment.
+   */
+  enrolmentOffer(current: Current): { canAdd: boolean; added: boolean } | null {
+    if (!this.available) return null;
+    return { canAdd: hasPossessionFactor(current.state.amr), added: Boolean(current.state.passkeyAddedHere) };
+  }
+
+  async enrolOptions(current: Current): Promise<JsonOutcome> {
+    const offer = this.enrolmentOffer(current);
+    if (current.state.step !== 'enrol-method' || !offer?.canAdd) return fail(409, PASSKEY_MESSAGES.enrol_later);
+    const subject = this.flow.deps.factors.subjectOf(current.account);
+    return { status: 200, body: { ok: true, options: await this.webauthn.registrationOptions(subject, this.binding(current.details)) } };
+  }
+
+  async enrolVerify(current: Current, response: unknown, name: unknown): Promise<JsonOutcome> {
+    const offer = this.enrolmentOffer(current);
+    if (current.state.step !== 'enrol-method' || !offer?.canAdd) return fail(409, PASSKEY_MESSAGES.enrol_later);
+    const { deps } = this.flow;
+    const accountId = current.account.accountId;
+    const outcome = await this.webauthn.verifyRegistration(deps.factors.subjectOf(current.account), response, { ...this.binding(current.details), name: typeof name === 'string' ? name : '' });
+    if (!outcome.ok) {
+      await this.flow.audit({ ...current, accountId }, 'mfa.passkey_added', 'failure', { reason: outcome.reason });
+      return fail(outcome.reason === 'duplicate' ? 409 : 400, outcome.reason === 'duplicate' ? 'This passkey or security key is already registered.' : 'We could not add this passkey. Try again.');
+    }
+    await deps.states.update(current.details.uid, { passkeyAddedHere: true });
+    await this.flow.audit({ ...current, accountId }, 'mfa.passkey_added', 'success', { credentialId: outcome.credential.credentialId, deviceType: outcome.credential.deviceType });
+    deps.alerts.sendInBackground(current.account, { kind: 'factor-added', factor: 'webauthn' }, { at: deps.clock.now(), ip: current.ctx.ip });
+    return { status: 200, body: { ok: true, redirect: `/interaction/${current.details.uid}` } };
   }
 
   private redirect(outcome: Awaited<ReturnType<SignInFlow['finishLogin']>>): JsonOutcome {
