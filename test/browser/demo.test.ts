@@ -3,7 +3,7 @@
  * through Gatehouse's sign-in and consent pages and shows the ID token claims; "Sign out" ends it.
  */
 import type { Browser } from 'playwright-core';
-import { launchChromium } from '../support/chromium.js';
+import { launchChromium, testIfChromium } from '../support/chromium.js';
 import { startTestGatehouse, type TestGatehouse } from '../support/gatehouse.js';
 
 let gh: TestGatehouse;
@@ -19,7 +19,7 @@ afterAll(async () => {
   await gh?.close();
 });
 
-test('demo sign-in, consent, claims and sign-out in a real browser', async () => {
+testIfChromium('demo sign-in, consent, claims and sign-out in a real browser', async () => {
   const page = await browser.newPage();
   await page.goto(`${gh.url}/demo`);
   await page.getByRole('link', { name: 'Sign in with Gatehouse' }).click();

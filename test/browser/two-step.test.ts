@@ -3,7 +3,7 @@
  * the pages are driven by their labels and roles, as a keyboard or screen-reader user would find them.
  */
 import type { Browser } from 'playwright-core';
-import { launchChromium } from '../support/chromium.js';
+import { launchChromium, testIfChromium } from '../support/chromium.js';
 import { startTestGatehouse, type TestGatehouse } from '../support/gatehouse.js';
 import { TestSmtpServer } from '../support/smtp.js';
 
@@ -23,7 +23,7 @@ afterAll(async () => {
   await smtp?.stop();
 });
 
-test('enrolment (security code, email as default, recovery codes) then an emailed code', async () => {
+testIfChromium('enrolment (security code, email as default, recovery codes) then an emailed code', async () => {
   const user = `${gh.config.demo.userId}-2fa`;
   const page = await browser.newPage();
   await page.goto(`${gh.url}/demo`);

@@ -31,3 +31,13 @@ export function describeIfChromium(name: string, fn: () => void): void {
   console.warn(`SKIPPED "${name}": Chromium not found at ${CHROMIUM_PATH}. Install it (apt-get install chromium) or set CHROMIUM_PATH to run the real-browser tests.`);
   describe.skip(name, fn);
 }
+
+/** `test` for a single real-browser test, skipped (with the reason printed) like describeIfChromium. */
+export function testIfChromium(name: string, fn: () => Promise<void>): void {
+  if (chromiumAvailable || process.env.CI === 'true') {
+    test(name, fn);
+    return;
+  }
+  console.warn(`SKIPPED "${name}": Chromium not found at ${CHROMIUM_PATH}. Install it (apt-get install chromium) or set CHROMIUM_PATH to run the real-browser tests.`);
+  test.skip(name, fn);
+}
