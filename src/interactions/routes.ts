@@ -62,7 +62,11 @@ export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens, rateLimits
   };
   const passkeys = flow.passkeyStep;
   router.post('/passkey/options', checkCsrf, async (ctx) => json(ctx, await passkeys.options(ctx)));
-  router.post('/passkey/verify', checkCsrf, async (ctx) => json(ctx, await passkeys.verify(ctx, formBody(ctx).response)));
+  router.post('/passkey/verify', checkCsrf, async (ctx) => {
+    // The sign-in bucket, per IP (the account is known only from the passkey): a 429 JSON with Retry-After otherwise.
+    if (!(await rateLimits.guard(ctx, 'signin'))) return;
+    json(ctx, await passkeys.verify(ctx, formBody(ctx).response));
+  });
   router.post('/second-factor/passkey/options', checkCsrf, async (ctx) => json(ctx, await passkeys.secondFactorOptions(await flow.current(ctx))));
   router.post('/enrol/passkey/options', checkCsrf, async (ctx) => json(ctx, await passkeys.enrolOptions(await flow.current(ctx))));
   router.post('/enrol/passkey/verify', checkCsrf, async (ctx) => {
