@@ -151,6 +151,14 @@ test('the account area needs a multi-factor session; its changes need the sessio
   expect(area.body).toContain('Passkeys and security keys');
   expect(area.body).toContain('Test key');
   expect((await postJson(login.browser, `${gh.url}/account/passkeys/options`, {})).status).toBe(403);
+  // Renaming: control and bidirectional-override characters cannot disguise the name.
+  const renameForm = findForm(area.body, '/rename');
+  const renamed = await login.browser.request(new URL(renameForm.action, gh.url).href, { form: { ...renameForm.hidden, name: 'Work\u202e laptop\n' }, headers: { origin } });
+  expect(renamed.headers.get('location')).toBe('/account?done=renamed');
+  expect((await gh.services.factors.webauthn.list(accountId))[0]!.name).toBe('Work laptop');
+  expect(await lastEvent('mfa.passkey_renamed')).toMatchObject({ outcome: 'success', actor: { id: accountId } });
+  const blank = await login.browser.request(new URL(renameForm.action, gh.url).href, { form: { ...renameForm.hidden, name: '   ' }, headers: { origin } });
+  expect(blank.headers.get('location')).toBe('/account?error=invalid_name');
   const removeForm = findForm(area.body, '/remove');
   const removed = await login.browser.request(new URL(removeForm.action, gh.url).href, { form: removeForm.hidden, headers: { origin } });
   expect(removed.status).toBe(303);
