@@ -271,7 +271,8 @@ describe('status, second factor and sessions', () => {
     expect(res.status).toBe(202);
     expect(res.body).toEqual({ sent: true });
     const mail = await smtp.waitFor('desk@example.com', (m) => m.subject === 'Please reset your password');
-    expect(smtp.received.length).toBe(sentBefore + 1);
+    // Exactly one such mail (security alerts from earlier tests may arrive in the background meanwhile).
+    expect(smtp.received.slice(sentBefore).filter((m) => m.subject === 'Please reset your password')).toHaveLength(1);
     expect(mail.text).toContain(`${gh.url}/recover`);
     expect(mail.text).toContain('User ID: desk');
     const [entry] = await auditEntries(gh, { type: 'admin.account.password_reset_requested', 'target.id': helpdesk.accountId });
