@@ -29,3 +29,23 @@ export async function ensureCredentialIndexes(connection: Connection): Promise<v
     { key: { expiresAt: 1 }, name: 'expiresAt_ttl', expireAfterSeconds: 0 },
   ]);
 }
+
+/**
+ * Just enough of a credential to tell whether it is usable (no secrets, no keys): its type, whether it was
+ * confirmed, and which of its codes were used. Each factor judges its own kind (`enrolledIn`).
+ */
+export interface CredentialSummary {
+  _id: string;
+  accountId: string;
+  type: string;
+  confirmedAt?: Date | null;
+  codes?: Array<{ usedAt: Date | null }>;
+}
+
+/** The account's credentials of these types, summarised, in one round trip (the `account_type` index). */
+export async function credentialSummaries(connection: Connection, accountId: string, types: readonly string[]): Promise<CredentialSummary[]> {
+  if (types.length === 0) return [];
+  return credentialsCollection(connection)
+    .find<CredentialSummary>({ accountId, type: { $in: [...types] } }, { projection: { _id: 1, accountId: 1, type: 1, confirmedAt: 1, 'codes.usedAt': 1 } })
+    .toArray();
+}

@@ -27,13 +27,16 @@ export function createSecondFactors(factors: Factors, policies: PolicySource, ac
     async availableMethods(account) {
       const allowed = new Set<string>([...policyFor(account.market).factors, 'webauthn']);
       const subject = subjectOf(account);
-      const candidates: Array<[SecondFactorMethod, () => Promise<boolean>]> = [
+      // Passkeys are not a policy factor (they resist phishing, unlike codes): usable wherever the issuer can host them.
+      const stored = (['totp', 'webauthn', 'recovery-codes'] as const).filter((m) => allowed.has(m) && (m !== 'webauthn' || factors.webauthn.ceremoniesAvailable));
+      // Every stored credential the answer depends on, in one round trip (email and SMS are on the account).
+      const credentials = await factors.credentialSummaries(account.accountId, stored);
+      const candidates: Array<[SecondFactorMethod, () => boolean | Promise<boolean>]> = [
         ['email-otp', () => factors.emailOtp.isEnrolled(subject)],
         ['sms-otp', () => factors.smsOtp.isEnrolled(subject)],
-        ['totp', () => factors.totp.isEnrolled(subject)],
-        // Passkeys are not a policy factor (they resist phishing, unlike codes): usable wherever the issuer can host them.
-        ['webauthn', async () => factors.webauthn.ceremoniesAvailable && (await factors.webauthn.isEnrolled(subject))],
-        ['recovery-codes', () => factors.recoveryCodes.isEnrolled(subject)],
+        ['totp', () => factors.totp.enrolledIn(subject, credentials)],
+        ['webauthn', () => factors.webauthn.ceremoniesAvailable && factors.webauthn.enrolledIn(subject, credentials)],
+        ['recovery-codes', () => factors.recoveryCodes.enrolledIn(subject, credentials)],
       ];
       const usable: SecondFactorMethod[] = [];
       for (const [method, enrolled] of candidates) {

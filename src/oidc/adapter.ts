@@ -83,7 +83,33 @@ const TOKEN_MODELS = new Set<string>(['AccessToken', 'ClientCredentials', 'Refre
 /** Artifacts whose finding is followed, in the same request, by reading their session (by uid) and grant. */
 const BOUND_MODELS = new Set<string>(['AccessToken', 'RefreshToken', 'AuthorizationCode']);
 
-type Found = ArtifactDocument & { _model?: string; _session?: ArtifactDocument[]; _grant?: ArtifactDocument[] };
+type Found = ArtifactDocument & { _model?: string; _session?: ArtifactDocument[]; _grant?: ArtifactDocument[]; _account?: AccountRecord[] };
+
+/** An account document as the database holds it (read along with a token: see readAheadAccount). */
+export type AccountRecord = Record<string, unknown> & { accountId?: unknown };
+
+/** Where accounts live and the field a token's `accountId` matches (src/accounts/account.model.ts). */
+const ACCOUNTS_COLLECTION = 'accounts';
+
+/** Request (oidc-provider's ctx) → documents read ahead for it, by "Model|field|value". Never outlives the request. */
+const readAheadByRequest = new WeakMap<object, Map<string, ArtifactDocument | AccountRecord>>();
+
+/** The current oidc-provider request, if any (outside a request nothing is read ahead). */
+function currentRequest(): object | undefined {
+  return (Provider as unknown as { ctx?: object }).ctx;
+}
+
+/**
+ * The account a token found in this request belongs to, read in the same round trip as the token (handed
+ * out once; undefined when none was read). For findAccount, which oidc-provider calls right after.
+ */
+export function readAheadAccount(ctx: object, accountId: string): AccountRecord | undefined {
+  const docs = readAheadByRequest.get(ctx);
+  const key = `Account|accountId|${accountId}`;
+  const doc = docs?.get(key) as AccountRecord | undefined;
+  if (doc) docs!.delete(key);
+  return doc;
+}
 
 interface PendingFind {
   adapter: ArtifactAdapter;
@@ -109,31 +135,28 @@ interface PendingFind {
  */
 class ArtifactStore {
   private pending = new Map<string, PendingFind[]>();
-  /** Request (oidc-provider's ctx) → documents read ahead for it, by "Model|field|value". */
-  private readonly readAhead = new WeakMap<object, Map<string, ArtifactDocument>>();
 
   constructor(readonly connection: Connection) {}
 
-  /** The current oidc-provider request, if any (outside a request nothing is read ahead). */
   private request(): object | undefined {
-    return (Provider as unknown as { ctx?: object }).ctx;
+    return currentRequest();
   }
 
-  remember(model: string, field: string, doc: ArtifactDocument): void {
+  remember(model: string, field: string, doc: ArtifactDocument | AccountRecord): void {
     const request = this.request();
     if (!request) return;
-    let docs = this.readAhead.get(request);
-    if (!docs) this.readAhead.set(request, (docs = new Map()));
-    docs.set(`${model}|${field}|${String(doc[field as keyof ArtifactDocument])}`, doc);
+    let docs = readAheadByRequest.get(request);
+    if (!docs) readAheadByRequest.set(request, (docs = new Map()));
+    docs.set(`${model}|${field}|${String((doc as Record<string, unknown>)[field])}`, doc);
   }
 
   /** A document read ahead for this request, handed out once. */
   take(model: string, field: string, value: string): ArtifactDocument | undefined {
     const request = this.request();
-    const docs = request && this.readAhead.get(request);
+    const docs = request && readAheadByRequest.get(request);
     if (!docs) return undefined;
     const key = `${model}|${field}|${value}`;
-    const doc = docs.get(key);
+    const doc = docs.get(key) as ArtifactDocument | undefined;
     if (doc) docs.delete(key);
     return doc;
   }
@@ -141,7 +164,7 @@ class ArtifactStore {
   /** A write to `model` in this request: what was read ahead of that kind is no longer used. */
   forget(model: string): void {
     const request = this.request();
-    const docs = request && this.readAhead.get(request);
+    const docs = request && readAheadByRequest.get(request);
     if (!docs) return;
     for (const key of docs.keys()) if (key.startsWith(`${model}|`)) docs.delete(key);
   }
@@ -178,9 +201,11 @@ class ArtifactStore {
       // A record without the field is looked up under "-" (matches nothing, through the index) rather than
       // under null, which a sparse index cannot answer.
       stages.push(
-        { $addFields: { _sessionKey: { $ifNull: ['$sessionUid', '-'] }, _grantKey: { $ifNull: ['$grantId', '-'] } } },
+        { $addFields: { _sessionKey: { $ifNull: ['$sessionUid', '-'] }, _grantKey: { $ifNull: ['$grantId', '-'] }, _accountKey: { $ifNull: ['$accountId', '-'] } } },
         { $lookup: { from: collectionFor('Session'), localField: '_sessionKey', foreignField: 'uid', as: '_session' } },
         { $lookup: { from: collectionFor('Grant'), localField: '_grantKey', foreignField: '_id', as: '_grant' } },
+        // The account the token was issued for (unique accountId index), for the findAccount that follows.
+        { $lookup: { from: ACCOUNTS_COLLECTION, localField: '_accountKey', foreignField: 'accountId', as: '_account' } },
       );
     }
     return stages;
@@ -205,6 +230,8 @@ class ArtifactStore {
       if (session?.uid !== undefined && session.uid === doc.sessionUid) this.remember('Session', 'uid', session);
       const grant = doc._grant?.length === 1 ? doc._grant[0] : undefined;
       if (grant && doc.grantId !== undefined && grant._id === doc.grantId) this.remember('Grant', '_id', grant);
+      const account = doc._account?.length === 1 ? doc._account[0] : undefined;
+      if (account && doc.accountId !== undefined && account.accountId === doc.accountId) this.remember('Account', 'accountId', account);
     }
     return docs;
   }

@@ -10,7 +10,7 @@ import type { AccountService } from '../accounts/accounts.js';
 import type { Logger } from '../logger.js';
 import { renderView } from '../http/render.js';
 import { createAdapterFactory } from './adapter.js';
-import { createFindAccount } from './claims.js';
+import { createFindAccount, RequestAccounts } from './claims.js';
 import { buildInteractionPolicy } from './interaction-policy.js';
 import type { ProviderKeys } from './keys.js';
 import { ACR, SCOPE_CLAIMS } from './scopes.js';
@@ -44,12 +44,14 @@ export function buildProvider(deps: ProviderDeps): Provider {
   const { config, connection, secretBox, keys, accounts, log } = deps;
   const secureCookies = config.issuer.startsWith('https:');
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure: secureCookies, overwrite: true };
+  // One account read per request, shared by findAccount and loadExistingGrant.
+  const requestAccounts = new RequestAccounts(accounts);
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(connection, secretBox),
     // The account area's sign-in client (src/selfservice/account-client.ts); every other client is stored.
     clients: [accountClientMetadata(config.issuer)],
-    findAccount: createFindAccount(accounts),
+    findAccount: createFindAccount(requestAccounts),
     jwks: keys.jwks as Configuration['jwks'],
     cookies: {
       keys: keys.cookieKeys,
@@ -134,7 +136,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
       const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId });
       // Admin scopes only for the matching roles; the others are recorded as declined, not asked again.
       const requested = ctx.oidc.requestParamScopes ? [...ctx.oidc.requestParamScopes] : ['openid'];
-      const roles = (await accounts.findByAccountId(accountId))?.roles ?? [];
+      const roles = (await requestAccounts.find(ctx, accountId))?.roles ?? [];
       const { granted, rejected } = partitionScopesForAccount(requested, roles);
       grant.addOIDCScope(granted.join(' '));
       if (rejected.length) grant.rejectOIDCScope(rejected.join(' '));

@@ -18,7 +18,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { Connection } from 'mongoose';
 import type { Logger } from '../../logger.js';
 import { CodeMac } from '../code-mac.js';
-import { credentialsCollection, type CredentialDocument } from '../credentials.js';
+import { credentialsCollection, type CredentialDocument, type CredentialSummary } from '../credentials.js';
 import type { Clock, Factor, FactorSubject, VerifyOutcome } from '../types.js';
 
 export const RECOVERY_CODE_COUNT = 10;
@@ -72,6 +72,12 @@ export class RecoveryCodesFactor implements Factor<void, RecoveryCodeSet, void> 
   /** True while at least one code is unused. */
   async isEnrolled(subject: FactorSubject): Promise<boolean> {
     return (await this.remaining(subject)) > 0;
+  }
+
+  /** isEnrolled over credentials already read (credentialSummaries). */
+  enrolledIn(subject: FactorSubject, credentials: readonly CredentialSummary[]): boolean {
+    const doc = credentials.find((c) => c._id === credentialId(subject.accountId));
+    return (doc?.codes ?? []).some((c) => c.usedAt === null);
   }
 
   async remaining(subject: FactorSubject): Promise<number> {

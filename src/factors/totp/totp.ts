@@ -12,7 +12,7 @@ import type { Connection } from 'mongoose';
 import QRCode from 'qrcode';
 import type { SecretBox } from '../../crypto/secret-box.js';
 import type { Logger } from '../../logger.js';
-import { credentialsCollection, type CredentialDocument } from '../credentials.js';
+import { credentialsCollection, type CredentialDocument, type CredentialSummary } from '../credentials.js';
 import type { Clock, Factor, FactorSubject, VerifyFailure, VerifyOutcome } from '../types.js';
 
 export const TOTP_PERIOD_SECONDS = 30;
@@ -63,6 +63,11 @@ export class TotpFactor implements Factor<void, TotpEnrolment, void> {
 
   async isEnrolled(subject: FactorSubject): Promise<boolean> {
     return (await this.active(subject.accountId)) !== null;
+  }
+
+  /** isEnrolled over credentials already read (credentialSummaries): a confirmed authenticator of this account. */
+  enrolledIn(subject: FactorSubject, credentials: readonly CredentialSummary[]): boolean {
+    return credentials.some((c) => c.accountId === subject.accountId && c.type === 'totp' && c.confirmedAt != null);
   }
 
   /** Starts (or restarts) enrolment: a new unconfirmed secret. The current authenticator keeps working until confirmation. */

@@ -21,7 +21,7 @@ import {
 import { COSEALG } from '@simplewebauthn/server/helpers';
 import type { Connection } from 'mongoose';
 import type { Logger } from '../../logger.js';
-import { credentialsCollection } from '../credentials.js';
+import { credentialsCollection, type CredentialSummary } from '../credentials.js';
 import type { ChallengeContext, Clock, Factor, FactorSubject, VerifyOutcome } from '../types.js';
 import { ChallengeStore, type CeremonyBinding, type ConsumedChallenge } from './challenges.js';
 import {
@@ -303,6 +303,11 @@ export class WebAuthnFactor implements Factor<CeremonyBinding, PublicKeyCredenti
 
   async isEnrolled(subject: FactorSubject): Promise<boolean> {
     return (await this.credentials.countDocuments({ accountId: subject.accountId, type: 'webauthn' }, { limit: 1 })) > 0;
+  }
+
+  /** isEnrolled over credentials already read (credentialSummaries). */
+  enrolledIn(subject: FactorSubject, credentials: readonly CredentialSummary[]): boolean {
+    return credentials.some((c) => c.accountId === subject.accountId && c.type === 'webauthn');
   }
 
   /** The account's credentials, oldest first. */
