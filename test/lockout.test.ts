@@ -146,3 +146,25 @@ test('an administrator unlocks a temporarily locked account, audited', async () 
   // Unlocking an account that is not locked is a conflict, not a silent success.
   await expect(gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall())).rejects.toThrow(/not locked/);
 });
+
+test('locking an account through its email never shows when its User ID is tried (the two are not linked)', async () => {
+  const account = await createAccount('linked');
+  const attempt = await startAuthorization(rp);
+  let page = attempt.page;
+  for (let i = 0; i < 5; i++) page = await submitPassword(attempt, page, 'linked@example.com', WRONG);
+  expect(pageText(page.body)).toContain(SIGN_IN_LOCKED);
+  expect(await gh.services.lockout.lockedUntil(account.accountId)).not.toBeNull();
+
+  // The User ID reads like any identifier with one wrong password — even with the right password, since the
+  // account is locked and is not checked.
+  const viaUserId = await submitPassword(attempt, page, 'linked', PASSWORD);
+  const unknown = await submitPassword(attempt, page, 'never-linked', WRONG);
+  expect(viaUserId.status).toBe(401);
+  expect(withoutPerRequestValues(viaUserId)).toEqual(withoutPerRequestValues(unknown));
+  expect(viaUserId.body).toContain(SIGN_IN_FAILED);
+
+  // An administrator's unlock clears the identifiers' counts too: the email signs in at once.
+  await gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall());
+  page = await submitPassword(attempt, page, 'linked@example.com', PASSWORD);
+  expect(isCallback(page.url)).toBe(true);
+});

@@ -232,10 +232,10 @@ export class AccountAdmin {
       const current = await this.load(accountId);
       const raw = (await this.collection.findOne({ accountId })) as unknown as RawAccount;
       if (raw.status === 'active') {
-        if (!(await this.lockout.unlock(accountId))) throw new ConflictError('the account is not locked');
+        if (!(await this.lockout.unlock(accountId, [raw.userId, raw.email]))) throw new ConflictError('the account is not locked');
         return { account: accountView({ ...raw, lockedUntil: null }), changes: { status: { before: 'locked', after: 'active' }, lockedUntil: { before: current.lockedUntil ?? null, after: null } } };
       }
-      if (raw.status === 'locked') await this.lockout.unlock(accountId);
+      if (raw.status === 'locked') await this.lockout.unlock(accountId, [raw.userId, raw.email]);
     }
     const { from, to } = TRANSITIONS[action];
     const after = (await this.collection.findOneAndUpdate(

@@ -6,10 +6,10 @@
  * number of parallel guesses get exactly `threshold` checks per lock period. The request that took the
  * last slot locks the account if its password was wrong; a right password clears the count.
  *
- * Identifiers that match no account are counted the same way (under a keyed hash of the identifier):
- * an outsider who types wrong passwords for an unknown User ID sees the same "temporarily unavailable"
- * message after the same number of tries as for a real account. That is how a locked account stays
- * indistinguishable from a wrong password for an unknown User ID (README: "Lockout").
+ * The sign-in flow also counts every identifier as typed (under a keyed hash, with the default policy),
+ * known or not. That counter alone decides whether the page says "temporarily unavailable", so an
+ * outsider sees the same pages after the same number of tries for an unknown User ID as for a real one,
+ * and locking an account through its email never shows up when its User ID is tried (README: "Lockout").
  *
  * Records expire a week after the last attempt (or a day after the lock ends), so the escalation decays.
  */
@@ -75,18 +75,22 @@ export class Lockout {
   /** Takes one password check for `key`; refused while locked or while every slot is taken. */
   async reserve(key: string, policy: LockoutPolicy): Promise<Reservation> {
     const now = this.clock.now();
-    try {
-      const record = await this.model
-        .findOneAndUpdate(
-          { _id: key, failures: { $lt: policy.threshold }, $or: [{ lockedUntil: null }, { lockedUntil: { $lte: now } }] },
-          { $inc: { failures: 1 }, $set: { lockedUntil: null, lastAttemptAt: now, expiresAt: new Date(now.getTime() + KEEP_MS) }, $setOnInsert: { locks: 0 } },
-          { upsert: true, returnDocument: 'after' },
-        )
-        .lean<LockoutRecord>()
-        .exec();
-      return { ok: true, key, failures: record!.failures, locks: record!.locks };
-    } catch (err) {
-      if ((err as { code?: number }).code !== 11000) throw err;
+    // Two tries: when parallel requests both create the first record, the loser's upsert collides although
+    // nothing is locked; its second try finds the record and counts normally.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const record = await this.model
+          .findOneAndUpdate(
+            { _id: key, failures: { $lt: policy.threshold }, $or: [{ lockedUntil: null }, { lockedUntil: { $lte: now } }] },
+            { $inc: { failures: 1 }, $set: { lockedUntil: null, lastAttemptAt: now, expiresAt: new Date(now.getTime() + KEEP_MS) }, $setOnInsert: { locks: 0 } },
+            { upsert: true, returnDocument: 'after' },
+          )
+          .lean<LockoutRecord>()
+          .exec();
+        return { ok: true, key, failures: record!.failures, locks: record!.locks };
+      } catch (err) {
+        if ((err as { code?: number }).code !== 11000) throw err;
+      }
     }
     // The record exists and is locked or full.
     const record = await this.model.findById(key).lean<LockoutRecord>().exec();
@@ -144,9 +148,14 @@ export class Lockout {
     return records.map((r) => r._id.slice('account:'.length));
   }
 
-  /** Admin unlock or self-service recovery: clears the lock and the count. True if a lock was active. */
-  async unlock(accountId: string): Promise<boolean> {
+  /**
+   * Admin unlock or self-service recovery: clears the account's lock and count, and those of the
+   * identifiers it signs in with (User ID, email). True if the account was locked.
+   */
+  async unlock(accountId: string, identifiers: Array<string | null | undefined> = []): Promise<boolean> {
     const record = await this.model.findOneAndDelete({ _id: this.keyForAccount(accountId) }).lean<LockoutRecord>().exec();
+    const typed = identifiers.filter((i): i is string => Boolean(i)).map((i) => this.keyForIdentifier(i));
+    if (typed.length) await this.model.deleteMany({ _id: { $in: typed } }).exec();
     return Boolean(record?.lockedUntil && record.lockedUntil > this.clock.now());
   }
 }

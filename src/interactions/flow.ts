@@ -254,24 +254,36 @@ export class SignInFlow {
 
     const account = await this.deps.accounts.findByLogin(login);
     const actor = account ? { accountId: account.accountId } : {};
-    // Unknown identifiers are counted and locked like accounts (under the default policy): see SIGN_IN_LOCKED.
-    const lockoutPolicy = this.deps.factors.policyFor(account?.market ?? '').lockout;
-    const lockoutKey = account ? this.deps.lockout.keyForAccount(account.accountId) : this.deps.lockout.keyForIdentifier(login);
-    const reservation = await this.deps.lockout.reserve(lockoutKey, lockoutPolicy);
-    if (!reservation.ok) {
+    const { lockout } = this.deps;
+    const refuse = async (message: string) => this.loginView(details, await this.clientName(details), message, 401);
+
+    // Two counters (see accounts/lockout.ts). The identifier as typed is counted for every sign-in, known or
+    // not, under the default policy: it alone decides whether the page says "temporarily unavailable", so
+    // that message reads the same for an unknown User ID, and never links a locked email to its User ID.
+    // The account's own counter (its market's policy) is what actually refuses password checks.
+    const identifierPolicy = this.deps.factors.policyFor('').lockout;
+    const identifierKey = lockout.keyForIdentifier(login);
+    const identifierSlot = await lockout.reserve(identifierKey, identifierPolicy);
+    if (!identifierSlot.ok) {
       // The password is not checked while locked (that would keep guessing open), but it costs the same time.
       await this.deps.hasher.verify(null, form.password);
       await this.audit({ ctx, details, ...actor }, 'signin.password', 'failure', { reason: 'locked' });
-      return this.loginView(details, await this.clientName(details), SIGN_IN_LOCKED, 401);
+      return refuse(SIGN_IN_LOCKED);
     }
+    const accountPolicy = account ? this.deps.factors.policyFor(account.market).lockout : null;
+    const accountKey = account ? lockout.keyForAccount(account.accountId) : null;
+    const accountSlot = account ? await lockout.reserve(accountKey!, accountPolicy!) : null;
 
-    const passwordOk = await this.deps.hasher.verify(account?.passwordHash, form.password);
+    // A locked account is never checked; to the page that is just another wrong password on this identifier.
+    const passwordOk = accountSlot && !accountSlot.ok ? (await this.deps.hasher.verify(null, form.password), false) : await this.deps.hasher.verify(account?.passwordHash, form.password);
     const usable = account !== null && account.status === 'active';
     if (!passwordOk || !usable) {
-      const reason = !account ? 'unknown_account' : !passwordOk ? 'wrong_password' : `account_${account.status}`;
+      const reason = accountSlot && !accountSlot.ok ? 'locked' : !account ? 'unknown_account' : !passwordOk ? 'wrong_password' : `account_${account.status}`;
       // What was typed is not recorded for unknown accounts: people sometimes type their password there.
       await this.audit({ ctx, details, ...actor }, 'signin.password', 'failure', { reason });
-      const lockedUntil = await this.deps.lockout.failed(reservation, lockoutPolicy);
+      const identifierLocked = await lockout.failed(identifierSlot, identifierPolicy);
+      const accountLocked = accountSlot?.ok ? await lockout.failed(accountSlot, accountPolicy!) : null;
+      const lockedUntil = account ? accountLocked : identifierLocked;
       if (lockedUntil) {
         await this.deps.audit.record({
           type: 'account.locked',
@@ -279,16 +291,15 @@ export class SignInFlow {
           actor: { kind: 'system' },
           ...(account ? { target: { kind: 'account', id: account.accountId } } : {}),
           ...this.requestFacts(ctx, details),
-          details: { until: lockedUntil.toISOString(), subject: account ? 'account' : 'unknown_identifier', threshold: lockoutPolicy.threshold },
+          details: { until: lockedUntil.toISOString(), subject: account ? 'account' : 'unknown_identifier', threshold: (accountPolicy ?? identifierPolicy).threshold },
         });
         if (account) this.deps.alerts.sendInBackground(account, { kind: 'account-locked', until: lockedUntil }, { at: this.deps.clock.now(), ip: ctx.ip, device: deviceLabel(ctx.get('user-agent')) });
-        return this.loginView(details, await this.clientName(details), SIGN_IN_LOCKED, 401);
       }
       // The identifier is not echoed back: the page must read the same for every kind of failure.
-      return this.loginView(details, await this.clientName(details), SIGN_IN_FAILED, 401);
+      return refuse(identifierLocked ? SIGN_IN_LOCKED : SIGN_IN_FAILED);
     }
 
-    await this.deps.lockout.succeeded(lockoutKey);
+    await Promise.all([lockout.succeeded(identifierKey), lockout.succeeded(accountKey!)]);
     await this.audit({ ctx, details, accountId: account.accountId }, 'signin.password', 'success');
     if (this.deps.hasher.needsRehash(account.passwordHash!)) {
       // Parameters were raised since this hash was made: upgrade it now that we know the password.

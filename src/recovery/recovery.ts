@@ -173,7 +173,8 @@ export class Recovery {
   private async afterPasswordChange(accountId: string): Promise<Record<string, unknown>> {
     const sessions = await this.deps.accountAdmin.revokeSessionsAndGrants(accountId);
     const trustedDevices = await this.deps.factors.trustedDevice.revokeAll(accountId);
-    const unlocked = await this.deps.lockout.unlock(accountId);
+    const account = await this.deps.accounts.findByAccountId(accountId);
+    const unlocked = await this.deps.lockout.unlock(accountId, [account?.userId, account?.email]);
     if (unlocked) await this.deps.audit.record({ type: 'account.unlocked', outcome: 'success', actor: { kind: 'account', id: accountId }, target: { kind: 'account', id: accountId }, details: { by: 'recovery' } });
     return { revoked: sessions, trustedDevicesRevoked: trustedDevices, unlocked };
   }
