@@ -90,8 +90,11 @@ describe('forgot password', () => {
     page = await browser.submit(page, '/recover/resend');
     expect(page.body).toContain('If an account matches, we sent a new passcode');
     code = await passcode('forgetful@example.com', since);
+    const flowCookie = async () => (await browser.jar.getCookies(`${gh.url}/recover`)).find((c) => c.key === 'gh_recovery')?.value;
+    const beforeVerify = await flowCookie();
     page = await browser.submit(page, '/recover/verify', { securityCode: SECURITY_CODE, passcode: code });
     expect(page.url).toBe(`${gh.url}/recover/password`);
+    expect(await flowCookie()).not.toBe(beforeVerify); // a verified flow goes on under a new id
     expect(page.body).toContain('Choose a new password');
 
     // The password rules, each explained.
@@ -138,21 +141,40 @@ describe('forgot password', () => {
     expect(verified.url).toBe(`${gh.url}/recover/password`);
   });
 
-  test('five wrong answers end the flow, for real and unknown accounts alike', async () => {
+  test('five wrong answers end the flow, and a second flow goes on alike, for real and unknown accounts', async () => {
     await createAccount('guessed-at');
     const run = async (login: string) => {
       const browser = new Browser();
-      let page = await startRecovery(browser, login);
-      const statuses: number[] = [];
-      for (let i = 0; i < 6; i++) {
-        page = await browser.submit(await browser.request(`${gh.url}/recover/verify`), '/recover/verify', { securityCode: '999999', passcode: '00000000' });
-        statuses.push(page.status);
+      const statuses: number[][] = [];
+      for (const answers of [6, 2]) {
+        await startRecovery(browser, login);
+        const flow: number[] = [];
+        for (let i = 0; i < answers; i++) {
+          const page = await browser.submit(await browser.request(`${gh.url}/recover/verify`), '/recover/verify', { securityCode: '999999', passcode: '00000000' });
+          flow.push(page.status);
+        }
+        statuses.push(flow);
       }
       return statuses;
     };
     const real = await run('guessed-at');
-    expect(real).toEqual([400, 400, 400, 400, 429, 429]);
+    expect(real).toEqual([[400, 400, 400, 400, 429, 429], [400, 400]]);
     expect(await run('not-a-real-account')).toEqual(real);
+  });
+
+  test('two tabs setting a new password at once: exactly one succeeds', async () => {
+    await createAccount('two-tabs', { securityCode: false });
+    const browser = new Browser();
+    const since = smtp.received.length;
+    const page = await startRecovery(browser, 'two-tabs');
+    const verified = await browser.submit(page, '/recover/verify', { securityCode: '', passcode: await passcode('two-tabs@example.com', since) });
+    const [a, b] = await Promise.all([
+      browser.submit(verified, '/recover/password', { password: NEW_PASSWORD, confirm: NEW_PASSWORD }),
+      browser.submit(verified, '/recover/password', { password: `${NEW_PASSWORD} two`, confirm: `${NEW_PASSWORD} two` }),
+    ]);
+    expect([a.status, b.status].sort()).toEqual([200, 400]);
+    const winner = a.status === 200 ? NEW_PASSWORD : `${NEW_PASSWORD} two`;
+    expect(isCallback((await signInWithPassword('two-tabs', winner)).page.url)).toBe(true);
   });
 
   test('existing and unknown identifiers get the same answers, byte for byte apart from CSRF tokens', async () => {

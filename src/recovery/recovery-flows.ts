@@ -3,15 +3,19 @@
  * matched nothing looks and behaves the same but can never succeed), which channel the passcode went
  * to, and how far it got. The id lives only in an HttpOnly cookie; the document expires with the flow.
  */
+import { randomBytes } from 'node:crypto';
 import { Schema, type Connection, type Model } from 'mongoose';
 
 export type RecoveryChannel = 'email' | 'sms';
-export type RecoveryStep = 'verify' | 'new-password';
+/** `setting`: a new password is being set right now (claimed, so two tabs cannot both set one). */
+export type RecoveryStep = 'verify' | 'new-password' | 'setting';
 
 export interface RecoveryFlow {
   _id: string;
   /** null when the identifier matched no usable account. */
   accountId: string | null;
+  /** A keyed hash of the identifier typed: rate limits and guess windows count per identifier, known or not. */
+  identifierKey: string;
   channel: RecoveryChannel;
   step: RecoveryStep;
   /** Wrong answers in this flow (each is also counted against the account's guess window). */
@@ -23,8 +27,9 @@ const schema = new Schema<RecoveryFlow>(
   {
     _id: String,
     accountId: { type: String, default: null },
+    identifierKey: { type: String, required: true },
     channel: { type: String, enum: ['email', 'sms'], required: true },
-    step: { type: String, enum: ['verify', 'new-password'], required: true },
+    step: { type: String, enum: ['verify', 'new-password', 'setting'], required: true },
     attempts: { type: Number, default: 0 },
     expiresAt: { type: Date, required: true },
   },
@@ -56,8 +61,26 @@ export class RecoveryFlows {
       .exec();
   }
 
-  async verified(id: string): Promise<void> {
-    await this.model.updateOne({ _id: id, step: 'verify' }, { $set: { step: 'new-password' } }).exec();
+  /**
+   * Verified: the flow moves on under a new id (returned, for a new cookie), so an id planted or seen
+   * before verification is worth nothing afterwards.
+   */
+  async verified(id: string): Promise<string | null> {
+    const flow = await this.model.findOneAndDelete({ _id: id, step: 'verify' }).lean<RecoveryFlow>().exec();
+    if (!flow) return null;
+    const next = randomBytes(24).toString('base64url');
+    await this.model.create({ ...flow, _id: next, step: 'new-password' });
+    return next;
+  }
+
+  /** Claims a verified flow for setting its password; null if another request has it (or it is gone). */
+  async claim(id: string, now: Date): Promise<RecoveryFlow | null> {
+    return this.model.findOneAndUpdate({ _id: id, step: 'new-password', expiresAt: { $gt: now } }, { $set: { step: 'setting' } }, { returnDocument: 'after' }).lean<RecoveryFlow>().exec();
+  }
+
+  /** Gives a claimed flow back (the password was refused as too weak: the person tries another). */
+  async release(id: string): Promise<void> {
+    await this.model.updateOne({ _id: id, step: 'setting' }, { $set: { step: 'new-password' } }).exec();
   }
 
   /** Ends the flow; true only for the one caller that ended it (a password is set once per flow). */

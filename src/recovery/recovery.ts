@@ -51,7 +51,8 @@ export type RequestFacts = Pick<AuditEvent, 'ip' | 'userAgent' | 'requestId'>;
 export const RECOVERY_FLOW_MINUTES = 15;
 export const RECOVERY_MAX_ATTEMPTS = 5;
 
-export type VerifyResult = { ok: true } | { ok: false; reason: 'wrong' | 'too_many' | 'expired' };
+/** On success the flow continues under a new id (for a new cookie). */
+export type VerifyResult = { ok: true; flowId: string } | { ok: false; reason: 'wrong' | 'too_many' | 'expired' };
 export type PasswordResult = { ok: true; userId: string } | { ok: false; reason: 'expired' } | { ok: false; reason: 'weak'; problems: string[] };
 export type ActivationResult =
   | { ok: true; userId: string }
@@ -97,7 +98,8 @@ export class Recovery {
     const found = await this.deps.accounts.findByLogin(identifier);
     const account = this.usable(found) ? found : null;
     const expiresAt = new Date(this.deps.clock.now().getTime() + RECOVERY_FLOW_MINUTES * 60 * 1000);
-    await this.deps.flows.create({ _id: id, accountId: account?.accountId ?? null, channel, step: 'verify', attempts: 0, expiresAt });
+    const identifierKey = this.deps.lockout.keyForIdentifier(identifier);
+    await this.deps.flows.create({ _id: id, accountId: account?.accountId ?? null, identifierKey, channel, step: 'verify', attempts: 0, expiresAt });
     await this.record('recovery.started', 'success', facts, account?.accountId ?? null, { channel, matched: account !== null });
     if (account) this.sendPasscode(id, account, channel);
     return id;
@@ -126,15 +128,17 @@ export class Recovery {
       return { ok: false, reason: existing ? 'too_many' : 'expired' };
     }
     const account = flow.accountId ? await this.deps.accounts.findByAccountId(flow.accountId) : null;
+    // One-time-code guesses are counted per account across flows and sign-ins (separate from password
+    // failures); a flow for an unknown identifier gets the same window under the identifier, so the
+    // point where answers stop being checked never tells whether an account exists.
+    if (!(await this.deps.guesses.take(this.usable(account) ? account.accountId : flow.identifierKey))) {
+      await this.record('recovery.verify', 'failure', facts, this.usable(account) ? account.accountId : null, { reason: 'guess_limit' });
+      return { ok: false, reason: 'too_many' };
+    }
     if (!this.usable(account)) {
       await this.deps.hasher.verify(null, securityCode); // the same cost as checking a real security code
       await this.record('recovery.verify', 'failure', facts, null, { reason: 'no_account' });
       return { ok: false, reason: flow.attempts >= RECOVERY_MAX_ATTEMPTS ? 'too_many' : 'wrong' };
-    }
-    // One-time-code guesses per account, across flows and sign-ins (separate from password failures).
-    if (!(await this.deps.guesses.take(account.accountId))) {
-      await this.record('recovery.verify', 'failure', facts, account.accountId, { reason: 'guess_limit' });
-      return { ok: false, reason: 'too_many' };
     }
     const subject = subjectFromAccount(account);
     const context = { interactionId: flow._id };
@@ -150,18 +154,23 @@ export class Recovery {
       return { ok: false, reason: flow.attempts >= RECOVERY_MAX_ATTEMPTS ? 'too_many' : 'wrong' };
     }
     await this.deps.guesses.clear(account.accountId);
-    await this.deps.flows.verified(flow._id);
+    const next = await this.deps.flows.verified(flow._id);
+    if (!next) return { ok: false, reason: 'expired' };
     await this.record('recovery.verify', 'success', facts, account.accountId, { channel: flow.channel, securityCode: code.ok });
-    return { ok: true };
+    return { ok: true, flowId: next };
   }
 
   /** The last step: a new password for a verified flow, then everything the old password opened is closed. */
   async setPassword(flowId: string, password: string, facts: RequestFacts & { device?: string }): Promise<PasswordResult> {
-    const flow = await this.deps.flows.get(flowId, this.deps.clock.now());
-    if (!flow || flow.step !== 'new-password' || !flow.accountId) return { ok: false, reason: 'expired' };
+    // Claimed first: of two tabs posting at once, exactly one sets the password.
+    const flow = await this.deps.flows.claim(flowId, this.deps.clock.now());
+    if (!flow || !flow.accountId) return { ok: false, reason: 'expired' };
     const result = await this.deps.accounts.setPassword(flow.accountId, password);
-    if (!result.ok) return { ok: false, reason: 'weak', problems: result.problems };
-    if (!(await this.deps.flows.finish(flow._id))) return { ok: false, reason: 'expired' };
+    if (!result.ok) {
+      await this.deps.flows.release(flow._id);
+      return { ok: false, reason: 'weak', problems: result.problems };
+    }
+    await this.deps.flows.finish(flow._id);
     const account = (await this.deps.accounts.findByAccountId(flow.accountId))!;
     const revoked = await this.afterPasswordChange(account.accountId);
     await this.record('recovery.password_reset', 'success', facts, account.accountId, revoked);

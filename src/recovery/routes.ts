@@ -68,6 +68,8 @@ export function recoveryRoutes(options: RecoveryRouteOptions): Router {
     ...locals,
   });
 
+  const setFlowCookie = (ctx: Context, flowId: string) =>
+    ctx.cookies.set(FLOW_COOKIE, flowId, { httpOnly: true, secure: options.secureCookies, sameSite: 'strict', path: '/recover', signed: true, overwrite: true, maxAge: RECOVERY_FLOW_MINUTES * 60 * 1000 });
   const startPage = (ctx: Context, error: string | null = null, status = 200) => render(ctx, 'recover', { title: 'Forgot your password?', login: '', error }, status);
   const expired = (ctx: Context) => startPage(ctx, `This recovery has expired (it lasts ${RECOVERY_FLOW_MINUTES} minutes). Start again.`, 400);
   const currentFlow = (ctx: Context) => recovery.flow(ctx.cookies.get(FLOW_COOKIE, { signed: true }));
@@ -82,8 +84,7 @@ export function recoveryRoutes(options: RecoveryRouteOptions): Router {
     const identifier = login.trim();
     if (!identifier || (channel !== 'email' && channel !== 'sms')) return startPage(ctx, 'Enter your User ID or email and choose where to send the passcode.', 400);
     if (!(await rateLimits.guard(ctx, 'recovery', identifier))) return;
-    const flowId = await recovery.start(identifier, channel, facts(ctx));
-    ctx.cookies.set(FLOW_COOKIE, flowId, { httpOnly: true, secure: options.secureCookies, sameSite: 'strict', path: '/recover', signed: true, overwrite: true, maxAge: RECOVERY_FLOW_MINUTES * 60 * 1000 });
+    setFlowCookie(ctx, await recovery.start(identifier, channel, facts(ctx)));
     ctx.status = 303;
     ctx.redirect('/recover/verify');
   });
@@ -99,9 +100,11 @@ export function recoveryRoutes(options: RecoveryRouteOptions): Router {
     const { securityCode, passcode } = fields(ctx, { securityCode: text(32), passcode: text(32) });
     const flow = await currentFlow(ctx);
     if (!flow) return expired(ctx);
-    if (!(await rateLimits.guard(ctx, 'recovery', flow.accountId ?? flow._id))) return;
+    // Counted per identifier as typed, known or not: a count per account would tell which identifiers exist.
+    if (!(await rateLimits.guard(ctx, 'recovery', flow.identifierKey))) return;
     const result = await recovery.verify(flow._id, securityCode, passcode.replace(/\s/g, ''), facts(ctx));
     if (result.ok) {
+      setFlowCookie(ctx, result.flowId);
       ctx.status = 303;
       return ctx.redirect('/recover/password');
     }
@@ -114,7 +117,7 @@ export function recoveryRoutes(options: RecoveryRouteOptions): Router {
     fields(ctx, {});
     const flow = await currentFlow(ctx);
     if (!flow) return expired(ctx);
-    if (!(await rateLimits.guard(ctx, 'code-send', flow.accountId ?? flow._id))) return;
+    if (!(await rateLimits.guard(ctx, 'code-send', flow.identifierKey))) return;
     await recovery.resend(flow);
     return verifyPage(ctx, flow.channel, { notice: 'If an account matches, we sent a new passcode. Codes sent moments apart may take a little while.' });
   });

@@ -160,6 +160,18 @@ describe('send limits', () => {
     expect(await store.issue(b, settings)).toMatchObject({ ok: false, reason: 'hourly_cap', retryAfterSeconds: 30 });
   });
 
+  test('recovery codes have their own hourly budget: strangers starting recoveries cannot use up sign-in codes', async () => {
+    const recovery = binding({ purpose: 'recovery' });
+    const signin = { ...recovery, purpose: 'signin' as const };
+    const settings = { resendCooldownSeconds: 30, maxSendsPerHour: 5 };
+    for (let i = 0; i < 5; i++) {
+      expect((await store.issue(recovery, settings)).ok).toBe(true);
+      bed.clock.advance(31);
+    }
+    expect(await store.issue(recovery, settings)).toMatchObject({ ok: false, reason: 'hourly_cap' });
+    expect((await store.issue(signin, settings)).ok).toBe(true);
+  });
+
   test('the send history is kept at least an hour, independently of the short-lived codes', async () => {
     const b = binding();
     await issued(b, { ttlSeconds: 60 });

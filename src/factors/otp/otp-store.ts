@@ -276,5 +276,7 @@ function codeId(binding: OtpBinding): string {
 }
 
 function sendsId(binding: OtpBinding): string {
-  return `sends:${binding.accountId}:${binding.channel}`;
+  // Recovery codes have their own budget: anyone can start a recovery knowing only a User ID, and that
+  // must not use up the owner's sign-in codes for the hour.
+  return `sends:${binding.accountId}:${binding.channel}${binding.purpose === 'recovery' ? ':recovery' : ''}`;
 }
