@@ -1,5 +1,5 @@
 /** The rules that decide what a sign-in needs after the password, and what its result says. */
-import { authenticationResult, decideRequirement, requestDemandsMfa } from '../src/interactions/requirements.js';
+import { authenticationResult, claimsDemandMfa, decideRequirement, demandsMfa, requestDemandsMfa } from '../src/interactions/requirements.js';
 
 describe('decideRequirement', () => {
   const base = { mfa: 'optional' as const, allowDeferral: false, enrolled: false, mfaDemanded: false };
@@ -29,6 +29,19 @@ test('requestDemandsMfa reads acr_values', () => {
   expect(requestDemandsMfa('urn:gatehouse:acr:pwd')).toBe(false);
   expect(requestDemandsMfa(undefined)).toBe(false);
   expect(requestDemandsMfa(['urn:gatehouse:acr:mfa'])).toBe(false);
+});
+
+test('claimsDemandMfa: an essential acr that only multi-factor satisfies', () => {
+  const mfa = 'urn:gatehouse:acr:mfa';
+  expect(claimsDemandMfa(JSON.stringify({ id_token: { acr: { essential: true, values: [mfa] } } }))).toBe(true);
+  expect(claimsDemandMfa({ id_token: { acr: { essential: true, value: mfa } } })).toBe(true);
+  expect(claimsDemandMfa({ id_token: { acr: { essential: true, values: ['urn:gatehouse:acr:pwd', mfa] } } })).toBe(false);
+  expect(claimsDemandMfa({ id_token: { acr: { values: [mfa] } } })).toBe(false); // voluntary
+  expect(claimsDemandMfa('{not json')).toBe(false);
+  expect(claimsDemandMfa(null)).toBe(false);
+  expect(demandsMfa({ claims: { id_token: { acr: { essential: true, value: mfa } } } })).toBe(true);
+  expect(demandsMfa({ acr_values: mfa })).toBe(true);
+  expect(demandsMfa(undefined)).toBe(false);
 });
 
 test('authenticationResult adds mfa only when a possession factor joined the password', () => {

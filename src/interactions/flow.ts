@@ -33,7 +33,7 @@ import { ACR, CLAIM_DESCRIPTIONS, SCOPE_DESCRIPTIONS } from '../oidc/scopes.js';
 import type { CsrfTokens } from './csrf.js';
 import type { DeviceCookies } from './device-cookies.js';
 import type { GuessLimit } from './guess-limit.js';
-import { authenticationResult, decideRequirement, requestDemandsMfa } from './requirements.js';
+import { authenticationResult, decideRequirement, demandsMfa } from './requirements.js';
 import type { SecondFactors } from './second-factors.js';
 import type { SignInState, SignInStates } from './state.js';
 import { EnrolmentStep } from './steps/enrolment.js';
@@ -317,7 +317,7 @@ export class SignInFlow {
       mfa: policy.mfa,
       allowDeferral: policy.allowDeferral,
       enrolled,
-      mfaDemanded: requestDemandsMfa(details.params.acr_values),
+      mfaDemanded: demandsMfa(details.params),
     });
     const base = {
       _id: details.uid,
@@ -334,7 +334,7 @@ export class SignInFlow {
     if (requirement.kind === 'second-factor') {
       const state = await this.deps.states.start({ ...base, step: 'second-factor', deferralAllowed: false });
       // A remembered device skips the code after a fresh password — unless the request demands MFA.
-      if (passwordAt && policy.trustedDevice.enabled && !requestDemandsMfa(details.params.acr_values) && (await this.deviceIsTrusted(ctx, account))) {
+      if (passwordAt && policy.trustedDevice.enabled && !demandsMfa(details.params) && (await this.deviceIsTrusted(ctx, account))) {
         await this.audit({ ctx, details, accountId: account.accountId }, 'signin.trusted_device', 'success');
         return this.finishLogin({ ctx, details, state, account });
       }

@@ -35,6 +35,31 @@ export function requestDemandsMfa(acrValues: unknown): boolean {
   return typeof acrValues === 'string' && acrValues.split(' ').includes(ACR.multiFactor);
 }
 
+/**
+ * True when the request's `claims` parameter makes multi-factor an essential acr (OIDC Core 5.5.1.1):
+ * `{"id_token": {"acr": {"essential": true, "values": ["urn:gatehouse:acr:mfa"]}}}`. A list that also
+ * accepts the password level does not demand multi-factor.
+ */
+export function claimsDemandMfa(claims: unknown): boolean {
+  let parsed: unknown = claims;
+  if (typeof claims === 'string') {
+    try {
+      parsed = JSON.parse(claims);
+    } catch {
+      return false;
+    }
+  }
+  const acr = (parsed as { id_token?: { acr?: unknown } } | null | undefined)?.id_token?.acr as { essential?: unknown; value?: unknown; values?: unknown } | null | undefined;
+  if (!acr || acr.essential !== true) return false;
+  const values = Array.isArray(acr.values) ? acr.values : acr.value !== undefined ? [acr.value] : [];
+  return values.length > 0 && values.every((v) => v === ACR.multiFactor);
+}
+
+/** Whether the authorization request (acr_values, the client's default_acr_values, or claims) demands MFA. */
+export function demandsMfa(params: Record<string, unknown> | undefined): boolean {
+  return requestDemandsMfa(params?.acr_values) || claimsDemandMfa(params?.claims);
+}
+
 /** RFC 8176 values that prove something the user has (not knows). */
 const POSSESSION = new Set(['otp', 'sms', 'hwk', 'swk']);
 

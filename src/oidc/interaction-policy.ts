@@ -3,7 +3,7 @@
  * when each must be shown. Gatehouse adds its own checks here (MFA and step-up will too).
  */
 import { interactionPolicy } from 'oidc-provider';
-import { requestDemandsMfa } from '../interactions/requirements.js';
+import { demandsMfa } from '../interactions/requirements.js';
 import { ACR } from './scopes.js';
 
 const { Check, base } = interactionPolicy;
@@ -19,11 +19,11 @@ export function buildInteractionPolicy(): interactionPolicy.DefaultPolicy {
     ),
   );
   // Step-up: a session that signed in with the password only, asked for MFA by the client or the
-  // request (acr_values, or the client's default_acr_values), goes to the second factor.
+  // request (acr_values, the client's default_acr_values, or an essential acr in claims), goes to the second factor.
   login.checks.add(
     new Check('mfa_required', 'multi-factor authentication is required', (ctx) => {
       const { session, params } = ctx.oidc;
-      if (!session?.accountId || !requestDemandsMfa(params?.acr_values)) return Check.NO_NEED_TO_PROMPT;
+      if (!session?.accountId || !demandsMfa(params as Record<string, unknown> | undefined)) return Check.NO_NEED_TO_PROMPT;
       return session.acr === ACR.multiFactor ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
     }),
   );

@@ -14,6 +14,7 @@
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
+import { readBody } from '../http/read-body.js';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
@@ -88,7 +89,7 @@ export function accountRoutes(services: Services): Router {
   const guardChange = async (ctx: Context, next: Next) => {
     const sentFrom = ctx.get('origin');
     if (sentFrom && sentFrom !== 'null' && sentFrom !== origin) ctx.throw(403, 'This form was sent from another site and has been refused.');
-    await parse(ctx, async () => undefined);
+    await readBody(ctx, parse);
     const who = await signedIn(ctx);
     if (!who || !csrf.verify(`account:${who.sessionUid}`, body(ctx).csrf)) {
       if (isJson(ctx)) {
@@ -147,7 +148,7 @@ export function accountRoutes(services: Services): Router {
     }
     const { account } = current;
     const [passkeys, devices] = await Promise.all([webauthn.list(account.accountId), trusted.list(account.accountId)]);
-    const done = typeof ctx.query.done === 'string' ? NOTICES[ctx.query.done] : undefined;
+    const done = typeof ctx.query.done === 'string' && Object.hasOwn(NOTICES, ctx.query.done) ? NOTICES[ctx.query.done] : undefined;
     const problem = typeof ctx.query.error === 'string' ? ERRORS[ctx.query.error] : undefined;
     await ctx.render('account', {
       title: 'Your account',
@@ -276,14 +277,19 @@ export function accountRoutes(services: Services): Router {
       return back(ctx, 'error=last_factor');
     }
     if (!(await webauthn.remove(account.accountId, id.data))) return back(ctx, 'error=not_found');
+    // The default method must not name a kind of factor the account no longer has.
+    if (passkeys.length === 1 && account.mfa?.defaultMethod === 'webauthn') await services.accounts.updateMfa(account.accountId, { set: { defaultMethod: null } });
     await record(ctx, account, 'mfa.passkey_removed', 'success', { credentialId: id.data });
     alert(ctx, account, 'factor-removed');
     return back(ctx, 'done=removed');
   });
 
-  /** Where policy requires two-step verification, another real method (not recovery codes) must remain. */
+  /**
+   * Where policy requires two-step verification, or the account has enrolled (it is then always challenged),
+   * another real method (not recovery codes) must remain.
+   */
   async function mayLoseLastPasskey(account: AccountDocument): Promise<boolean> {
-    if (services.policies.policyFor(account.market).mfa !== 'required') return true;
+    if (services.policies.policyFor(account.market).mfa !== 'required' && !account.mfa?.enrolledAt) return true;
     const others = (await services.secondFactors.availableMethods(account)).filter((m) => m !== 'webauthn' && m !== 'recovery-codes');
     return others.length > 0;
   }
