@@ -7,6 +7,7 @@ import path from 'node:path';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import Koa from 'koa';
+import compose from 'koa-compose';
 import mount from 'koa-mount';
 import views from 'koa-views';
 import type { Connection } from 'mongoose';
@@ -157,6 +158,22 @@ async function readBody(ctx: Koa.Context, parser: Koa.Middleware): Promise<void>
   }
 }
 
+/**
+ * Endpoints oidc-provider serves itself (its default routes, which src/oidc/provider.ts keeps) and no route
+ * of ours shares: machine-to-machine calls that need none of our templates, form parsing, Origin check or
+ * routers. They go straight to the provider after the request id, headers, error boundary, https and
+ * database checks, which every request passes. (Matching our ~15 routers and wrappers cost every token,
+ * introspection and userinfo call measurable CPU: docs/benchmarks.md, third round.)
+ */
+export const PROVIDER_ENDPOINTS: ReadonlySet<string> = new Set([
+  '/token',
+  '/token/introspection',
+  '/token/revocation',
+  '/me',
+  '/jwks',
+  '/.well-known/openid-configuration',
+]);
+
 export function createApp(services: Services): Koa {
   const { config, log, provider, connection } = services;
   const app = new Koa();
@@ -192,9 +209,12 @@ export function createApp(services: Services): Koa {
   app.use(errorBoundary(log));
   app.use(requireHttps(config.issuer));
   app.use(requireDatabase(connection));
+  // Our pages and routes, in order; requests for the provider's own endpoints skip them (below).
+  // (Router middleware types its context with params; koa's app.use accepts either, and so does this list.)
+  const ours: Koa.Middleware<Koa.DefaultState, any>[] = [];
   // Compiled templates are cached in production (recompiling each page cost ~1 ms per render).
-  app.use(views(VIEWS_DIR, { extension: 'ejs', options: { cache: config.env === 'production' } }));
-  app.use(sameOriginPosts(new URL(config.issuer).origin));
+  ours.push(views(VIEWS_DIR, { extension: 'ejs', options: { cache: config.env === 'production' } }));
+  ours.push(sameOriginPosts(new URL(config.issuer).origin));
 
   const site = new Router();
   site.get('/', async (ctx) => {
@@ -221,28 +241,28 @@ export function createApp(services: Services): Koa {
       await ctx.render('dev-mailbox', { title: 'Development mailbox', mails: mailbox.list(), texts: texts?.list() ?? [] });
     });
   }
-  app.use(site.routes());
+  ours.push(site.routes());
   // The self-service account area (passkeys, remembered devices): src/selfservice/.
-  app.use(accountRoutes(services).routes());
+  ours.push(accountRoutes(services).routes());
 
   // The admin REST API (JSON, Bearer tokens from this provider), with its own JSON body parser.
-  app.use(adminApi(services));
+  ours.push(adminApi(services));
 
   // Only our own routes get a body parser: oidc-provider parses its own request bodies.
   const parseForms = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
   // The passkey ceremonies (views/assets/passkey.js) post JSON, and only to their own routes.
   const parseJson = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
   const interactions = interactionRoutes(flow, csrf, services.rateLimits);
-  app.use(async (ctx, next) => {
+  ours.push(async (ctx, next) => {
     if (!ctx.path.startsWith('/interaction/')) return next();
     await readBody(ctx, /\/passkey\/[a-z]+$/.test(ctx.path) ? parseJson : parseForms);
     await next();
   });
-  app.use(interactions.routes());
-  app.use(interactions.allowedMethods());
+  ours.push(interactions.routes());
+  ours.push(interactions.allowedMethods());
 
   // "Forgot User ID or password?" and account activation (src/recovery/), with the same form parsing.
-  app.use(async (ctx, next) => {
+  ours.push(async (ctx, next) => {
     if (ctx.method === 'POST' && /^\/(recover|activate)(\/|$)/.test(ctx.path)) await readBody(ctx, parseForms);
     await next();
   });
@@ -263,13 +283,15 @@ export function createApp(services: Services): Koa {
     issuer: config.issuer,
   });
   const formCsrf = new FormCsrf(createHmac('sha256', services.keys.cookieKeys[0]!).update('gatehouse:form-csrf').digest(), config.issuer.startsWith('https:'));
-  app.use(recoveryRoutes({ recovery, csrf: formCsrf, rateLimits: services.rateLimits, secureCookies: config.issuer.startsWith('https:'), passwordRules: config.password }).routes());
+  ours.push(recoveryRoutes({ recovery, csrf: formCsrf, rateLimits: services.rateLimits, secureCookies: config.issuer.startsWith('https:'), passwordRules: config.password }).routes());
 
   if (config.demo.enabled) {
     const demo = demoRoutes(services);
-    app.use(demo.routes());
+    ours.push(demo.routes());
   }
 
-  app.use(mount(provider as unknown as Koa));
+  const ourRoutes = compose(ours);
+  const oidc = mount(provider as unknown as Koa);
+  app.use((ctx, next) => (PROVIDER_ENDPOINTS.has(ctx.path) ? oidc(ctx, next) : ourRoutes(ctx, () => oidc(ctx, next))));
   return app;
 }

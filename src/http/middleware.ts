@@ -20,7 +20,8 @@ export function requestContext(log: Logger) {
     try {
       await next();
     } finally {
-      log.debug({ requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+      // Checked first: the log record would otherwise be built on every request only to be dropped.
+      if (log.isLevelEnabled('debug')) log.debug({ requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
     }
   };
 }
