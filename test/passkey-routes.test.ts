@@ -182,3 +182,31 @@ test('where policy requires two-step verification, the last second factor cannot
   const page = await login.browser.request(`${gh.url}/account?error=last_factor`);
   expect(page.body).toContain('You cannot remove your only way to complete two-step verification');
 });
+
+test('changing the password at /account needs the current one, applies the rules, and forgets remembered devices', async () => {
+  const { accountId, authenticator } = await accountWithPasskey();
+  const account = (await gh.services.accounts.findByAccountId(accountId))!;
+  await gh.services.factors.trustedDevice.enrol({ accountId, userId: account.userId, name: account.name, phoneVerified: false }, { label: 'Chrome on Windows', lifetimeDays: 30 });
+  const { login, verified } = await passkeySignIn(authenticator);
+  await login.browser.follow(verified.json.redirect, isCallback);
+  const area = await login.browser.request(`${gh.url}/account`);
+  const change = (fields: Record<string, string>) => {
+    const form = findForm(area.body, '/account/password');
+    return login.browser.request(new URL(form.action, gh.url).href, { form: { ...form.hidden, ...fields }, headers: { origin } });
+  };
+  const NEW = 'a fresh and longer secret';
+
+  const wrongCurrent = await change({ currentPassword: 'not my password', password: NEW, confirm: NEW });
+  expect(wrongCurrent.status).toBe(400);
+  expect(wrongCurrent.body).toContain('Your current password is not right');
+  const weak = await change({ currentPassword: PASSWORD, password: 'qwerty123456', confirm: 'qwerty123456' });
+  expect(weak.status).toBe(400);
+  expect(weak.body).toContain('too common');
+
+  const done = await change({ currentPassword: PASSWORD, password: NEW, confirm: NEW });
+  expect(done.headers.get('location')).toBe('/account?done=password');
+  expect(await gh.services.hasher.verify((await gh.services.accounts.findByAccountId(accountId))!.passwordHash, NEW)).toBe(true);
+  expect(await gh.services.factors.trustedDevice.list(accountId)).toEqual([]);
+  expect(await lastEvent('account.password_changed')).toMatchObject({ outcome: 'success', details: { trustedDevicesRevoked: 1 } });
+  expect((await login.browser.request(`${gh.url}/account?done=password`)).body).toContain('Your password was changed');
+});

@@ -38,6 +38,7 @@ const NOTICES: Record<string, string> = {
   renamed: 'The passkey was renamed.',
   removed: 'The passkey was removed. It can no longer be used to sign in.',
   revoked: 'That device is no longer remembered. It will be asked for a second step at its next sign-in.',
+  password: 'Your password was changed. Remembered devices were forgotten: each will ask for a second step at its next sign-in.',
 };
 
 const ERRORS: Record<string, string> = {
@@ -140,22 +141,21 @@ export function accountRoutes(services: Services): Router {
 
   // ── pages ─────────────────────────────────────────────────────────────────
 
-  router.get('/', async (ctx) => {
-    const current = await signedIn(ctx);
-    if (!current) {
-      await ctx.render('account-signed-out', { title: 'Your account' });
-      return;
-    }
+  /** The account page; `extra` carries a form's problems when a change was refused. */
+  async function showAccount(ctx: Context, current: SignedIn, extra: { error?: string | null; passwordProblems?: string[] } = {}, status = 200) {
     const { account } = current;
     const [passkeys, devices] = await Promise.all([webauthn.list(account.accountId), trusted.list(account.accountId)]);
     const done = typeof ctx.query.done === 'string' && Object.hasOwn(NOTICES, ctx.query.done) ? NOTICES[ctx.query.done] : undefined;
-    const problem = typeof ctx.query.error === 'string' ? ERRORS[ctx.query.error] : undefined;
+    const problem = typeof ctx.query.error === 'string' && Object.hasOwn(ERRORS, ctx.query.error) ? ERRORS[ctx.query.error] : undefined;
+    ctx.status = status;
     await ctx.render('account', {
       title: 'Your account',
       account: { name: account.name, userId: account.userId },
       csrf: csrf.issue(`account:${current.sessionUid}`),
       notice: done ?? null,
-      error: problem ?? null,
+      error: extra.error ?? problem ?? null,
+      passwordProblems: extra.passwordProblems ?? [],
+      passwordRules: { minLength: config.password.minLength, maxLength: config.password.maxLength },
       fresh: current.fresh,
       passkeysAvailable: webauthn.ceremoniesAvailable,
       formatDate: formatUtc,
@@ -169,6 +169,16 @@ export function accountRoutes(services: Services): Router {
       })),
       devices: devices.map((d) => ({ id: d.id, label: d.label, firstSeenAt: d.firstSeenAt, lastSeenAt: d.lastSeenAt, expiresAt: d.expiresAt })),
     });
+    ctx.status = status;
+  }
+
+  router.get('/', async (ctx) => {
+    const current = await signedIn(ctx);
+    if (!current) {
+      await ctx.render('account-signed-out', { title: 'Your account' });
+      return;
+    }
+    await showAccount(ctx, current);
   });
 
   /** Starts the normal sign-in (MFA) as the account client; ?fresh=1 asks for a new sign-in. */
@@ -293,6 +303,39 @@ export function accountRoutes(services: Services): Router {
     const others = (await services.secondFactors.availableMethods(account)).filter((m) => m !== 'webauthn' && m !== 'recovery-codes');
     return others.length > 0;
   }
+
+  // ── password ──────────────────────────────────────────────────────────────
+
+  /**
+   * Changing the password needs the current one (a session left open must not be enough), counted against
+   * the account's lockout like any password check. Afterwards remembered devices are forgotten and the
+   * owner gets a mail; this session stays signed in.
+   */
+  router.post('/password', guardChange, async (ctx) => {
+    const current = who(ctx);
+    const { account } = current;
+    const form = body(ctx);
+    const text = (value: unknown) => (typeof value === 'string' ? value.slice(0, config.password.maxLength + 1) : '');
+    const [currentPassword, password, confirm] = [text(form.currentPassword), text(form.password), text(form.confirm)];
+    if (!currentPassword || !password) return showAccount(ctx, current, { error: 'Enter your current password and a new one.' }, 400);
+    const policy = services.policies.policyFor(account.market).lockout;
+    const slot = await services.lockout.reserve(services.lockout.keyForAccount(account.accountId), policy);
+    const ok = slot.ok ? await services.hasher.verify(account.passwordHash, currentPassword) : (await services.hasher.verify(null, currentPassword), false);
+    if (!ok) {
+      if (slot.ok) await services.lockout.failed(slot, policy);
+      await record(ctx, account, 'account.password_changed', 'failure', { reason: slot.ok ? 'wrong_password' : 'locked' });
+      return showAccount(ctx, current, { error: slot.ok ? 'Your current password is not right.' : 'Too many wrong passwords: password changes are paused for a while.' }, slot.ok ? 400 : 429);
+    }
+    await services.lockout.succeeded(services.lockout.keyForAccount(account.accountId));
+    if (password !== confirm) return showAccount(ctx, current, { error: 'The two new passwords are not the same. Type them again.' }, 400);
+    if (password === currentPassword) return showAccount(ctx, current, { error: 'Choose a password different from your current one.' }, 400);
+    const result = await services.accounts.setPassword(account.accountId, password);
+    if (!result.ok) return showAccount(ctx, current, { passwordProblems: result.problems }, 400);
+    const trustedDevicesRevoked = await trusted.revokeAll(account.accountId);
+    await record(ctx, account, 'account.password_changed', 'success', { trustedDevicesRevoked });
+    services.alerts.sendInBackground(account, { kind: 'password-changed' }, { at: clock.now(), ip: ctx.ip, device: deviceLabel(ctx.get('user-agent')) });
+    return back(ctx, 'done=password');
+  });
 
   // ── trusted devices ───────────────────────────────────────────────────────
 
