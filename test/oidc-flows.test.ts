@@ -88,6 +88,14 @@ describe('authorization code + PKCE', () => {
     });
     expect(typeof userinfo.updated_at).toBe('number');
 
+    // The account comes back with the token (one round trip) but is never kept between requests: a change
+    // made straight in the database shows in the very next userinfo, and a disabled account gets nothing.
+    await gh.services.accounts.model.updateOne({ accountId: aliceId }, { $set: { name: 'Alice Renamed' } });
+    expect(await oidc.fetchUserInfo(rp, tokens.access_token, claims.sub)).toMatchObject({ sub: aliceId, name: 'Alice Renamed' });
+    await gh.services.accounts.model.updateOne({ accountId: aliceId }, { $set: { status: 'disabled' } });
+    await expect(oidc.fetchUserInfo(rp, tokens.access_token, claims.sub)).rejects.toThrow();
+    await gh.services.accounts.model.updateOne({ accountId: aliceId }, { $set: { status: 'active', name: 'Alice Example' } });
+
     expect(tokens.refresh_token).toBeTruthy();
     const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token!);
     expect(refreshed.access_token).not.toBe(tokens.access_token);
