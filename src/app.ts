@@ -52,6 +52,7 @@ import { Recovery } from './recovery/recovery.js';
 import { RecoveryFlows } from './recovery/recovery-flows.js';
 import { recoveryRoutes } from './recovery/routes.js';
 import { FormCsrf } from './http/form-csrf.js';
+import { readBody } from './http/read-body.js';
 
 export interface Services {
   config: Config;
@@ -146,16 +147,6 @@ const PACKAGE_ASSETS: Record<string, string> = {
 
 function isLoopback(address: string | undefined): boolean {
   return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
-}
-
-/** Parses a request body with `parser`; an undecodable body (bad gzip, bad charset) is a 4xx, never a 500. */
-async function readBody(ctx: Koa.Context, parser: Koa.Middleware): Promise<void> {
-  try {
-    await parser(ctx, async () => undefined);
-  } catch (err) {
-    const status = (err as { status?: number }).status;
-    ctx.throw(status && status < 500 ? status : 400, 'The form could not be read. Go back and try again.');
-  }
 }
 
 /**
