@@ -126,6 +126,21 @@ describe('authorization code + PKCE', () => {
     expect(tokens.claims()!.sub).toBe(aliceId);
   });
 
+  test('consent is remembered for the account, not only the browser: another browser signs in without the consent page', async () => {
+    await gh.services.accounts.create({ userId: 'carol', email: 'carol@example.com', name: 'Carol Example', password: PASSWORD });
+    const first = await startAuthorization(rp, { scope: 'openid profile' }, new Browser());
+    const consent = await first.browser.submit(first.page, '/login', { login: 'carol', password: PASSWORD }, isCallback);
+    expect(consent.body).toContain('Allow access?');
+    await first.browser.submit(consent, '/confirm', {}, isCallback);
+    const elsewhere = await startAuthorization(rp, { scope: 'openid profile' }, new Browser());
+    const page = await elsewhere.browser.submit(elsewhere.page, '/login', { login: 'carol', password: PASSWORD }, isCallback);
+    expect(isCallback(page.url)).toBe(true);
+    // Asking for more than was granted brings the consent page back.
+    const more = await startAuthorization(rp, { scope: 'openid profile email' }, new Browser());
+    const again = await more.browser.submit(more.page, '/login', { login: 'carol', password: PASSWORD }, isCallback);
+    expect(again.body).toContain('Allow access?');
+  });
+
   test('a first-party client skips the consent page', async () => {
     const portal = await gh.services.clients.create({ name: 'Company portal', redirectUris: [RP_REDIRECT], firstParty: true });
     const portalRp = await discover(gh.url, portal.clientId, portal.clientSecret);

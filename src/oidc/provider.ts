@@ -9,7 +9,7 @@ import type { SecretBox } from '../crypto/secret-box.js';
 import type { AccountService } from '../accounts/accounts.js';
 import type { Logger } from '../logger.js';
 import { renderView } from '../http/render.js';
-import { createAdapterFactory } from './adapter.js';
+import { collectionFor, createAdapterFactory } from './adapter.js';
 import { createFindAccount, RequestAccounts } from './claims.js';
 import { buildInteractionPolicy } from './interaction-policy.js';
 import type { ProviderKeys } from './keys.js';
@@ -130,7 +130,17 @@ export function buildProvider(deps: ProviderDeps): Provider {
         if (grant) return grant;
       }
       const client = ctx.oidc.client!;
-      if ((client as unknown as Record<string, unknown>)[FIRST_PARTY] !== true) return undefined;
+      if ((client as unknown as Record<string, unknown>)[FIRST_PARTY] !== true) {
+        // Consent given earlier (in another browser, or a session that has since expired) is remembered:
+        // the newest live grant of this account for this client; oidc-provider asks only for what it lacks.
+        const remembered = await connection
+          .collection<{ _id: string; expiresAt?: Date }>(collectionFor('Grant'))
+          .find({ accountId: ctx.oidc.session!.accountId!, clientId: client.clientId, expiresAt: { $gt: new Date() } }, { projection: { _id: 1 } })
+          .sort({ expiresAt: -1 })
+          .limit(1)
+          .toArray();
+        return remembered[0] ? ctx.oidc.provider.Grant.find(remembered[0]._id) : undefined;
+      }
       // First-party clients: everything they ask for is granted without a consent page.
       const accountId = ctx.oidc.session!.accountId!;
       const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId });
