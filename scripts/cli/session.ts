@@ -34,6 +34,19 @@ export function cliLogger(): Logger | undefined {
   return current?.log;
 }
 
+/**
+ * Without an SMTP server (development only), mail "sent" by a CLI command would go to this process's own
+ * development mailbox and vanish with it: print it on stderr instead, so the link or code can be used.
+ */
+function showDevelopmentMail(services: Services): void {
+  const mails = services.mailer.devMailbox?.list() ?? [];
+  for (const mail of [...mails].reverse()) {
+    process.stderr.write(
+      `\n(development: no SMTP server is configured (SMTP_URL), so this mail was not sent; it reads:)\nTo: ${mail.to}\nSubject: ${mail.subject}\n\n${mail.text.trim()}\n\n`,
+    );
+  }
+}
+
 export async function withServices<T>(environment: CliEnvironment, work: (services: Services) => Promise<T>): Promise<T> {
   const { config, log } = environment;
   let database: Database;
@@ -49,7 +62,11 @@ export async function withServices<T>(environment: CliEnvironment, work: (servic
     // mistyped flags need not wait for.
     const { createServices } = await import('../../src/app.js');
     const services = await createServices(config, log, database.connection, secretBox);
-    return await work(services);
+    try {
+      return await work(services);
+    } finally {
+      showDevelopmentMail(services);
+    }
   } finally {
     await database.close().catch((err: unknown) => log.warn({ err }, 'error while closing the database'));
   }

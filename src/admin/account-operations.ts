@@ -73,12 +73,13 @@ export class AccountOperations {
     }
   }
 
-  private async sendInvitation(account: { accountId: string; email?: string | null; name: string }, call: AdminCall): Promise<InvitationResult> {
+  private async sendInvitation(account: { accountId: string; userId: string; email?: string | null; name: string }, call: AdminCall): Promise<InvitationResult> {
     const { token, expiresAt } = await this.deps.invitations.issue(account.accountId, this.deps.invitationLifetimeSeconds, call.actor);
     let sent = true;
     try {
       await this.deps.mailer.send(account.email!, 'You have been invited to Gatehouse', 'account-invitation', {
         name: account.name,
+        userId: account.userId,
         link: `${this.deps.issuer}/activate/${token}`,
         expiresAt: expiresAt.toUTCString(),
       });

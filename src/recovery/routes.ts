@@ -145,8 +145,9 @@ export function recoveryRoutes(options: RecoveryRouteOptions): Router {
       paragraphs: [
         `You can now sign in as ${result.userId} with your new password.`,
         'For your security we signed you out everywhere, ended the access of the applications you had signed in to, and forgot your remembered devices. We also emailed you about this change.',
+        'Go back to the application you were using and sign in again, or open your account here.',
       ],
-      link: null,
+      link: { href: '/account', text: 'Sign in to your account' },
     });
   });
 
