@@ -3,65 +3,45 @@
  * parallel wrong passwords, escalating lock periods (moved by a test clock), the locked message and why
  * it cannot tell a locked account from an unknown User ID, the lock mail, admin unlock, and reset on success.
  */
-import * as oidc from 'openid-client';
 import { cliCall } from '../src/admin/call.js';
 import { SIGN_IN_FAILED, SIGN_IN_LOCKED } from '../src/interactions/flow.js';
 import type { Page } from './support/browser.js';
-import { TestClock } from './support/clock.js';
 import { pageText, withoutPerRequestValues } from './support/pages.js';
-import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.js';
-import { discover, isCallback, RP_REDIRECT, startAuthorization, type AuthorizationAttempt } from './support/rp.js';
-import { TestSmtpServer } from './support/smtp.js';
+import { signInTestbed } from './support/signin-testbed.js';
+import { isCallback, startAuthorization, type AuthorizationAttempt } from './support/rp.js';
 
 const PASSWORD = 'correct horse lockout';
 const WRONG = 'not the password at all';
 
-let smtp: TestSmtpServer;
-let clock: TestClock;
-let gh: TestGatehouse;
-let rp: oidc.Configuration;
+const bed = signInTestbed('lockout');
 
-beforeAll(async () => {
-  smtp = await new TestSmtpServer().start();
-  clock = new TestClock();
-  gh = await startTestGatehouse('lockout', { env: { SMTP_URL: smtp.url }, clock });
-  const client = await gh.services.clients.create({ name: 'Lockout RP', redirectUris: [RP_REDIRECT], firstParty: true });
-  rp = await discover(gh.url, client.clientId, client.clientSecret);
-});
-
-afterAll(async () => {
-  await gh?.services.alerts.idle();
-  await gh?.close();
-  await smtp?.stop();
-});
-
-const createAccount = (userId: string) => gh.services.accounts.create({ userId, email: `${userId}@example.com`, name: `${userId} Example`, password: PASSWORD });
+const createAccount = (userId: string) => bed.gh.services.accounts.create({ userId, email: `${userId}@example.com`, name: `${userId} Example`, password: PASSWORD });
 const submitPassword = (attempt: AuthorizationAttempt, page: Page, login: string, password: string) => attempt.browser.submit(page, '/login', { login, password }, isCallback);
 
 async function failures(accountId: string, reason: string): Promise<number> {
-  return gh.services.audit.model.countDocuments({ type: 'signin.password', outcome: 'failure', 'actor.id': accountId, 'details.reason': reason });
+  return bed.gh.services.audit.model.countDocuments({ type: 'signin.password', outcome: 'failure', 'actor.id': accountId, 'details.reason': reason });
 }
 
 test('50 parallel wrong passwords get exactly the threshold of password checks, then one lock', async () => {
   const account = await createAccount('parallel');
-  const attempts = await Promise.all(Array.from({ length: 50 }, () => startAuthorization(rp)));
+  const attempts = await Promise.all(Array.from({ length: 50 }, () => startAuthorization(bed.rp)));
   const pages = await Promise.all(attempts.map((a) => submitPassword(a, a.page, 'parallel', WRONG)));
 
   expect(pages.every((p) => p.status === 401)).toBe(true);
   expect(await failures(account.accountId, 'wrong_password')).toBe(5);
   expect(await failures(account.accountId, 'locked')).toBe(45);
-  expect(await gh.services.audit.model.countDocuments({ type: 'account.locked', 'target.id': account.accountId })).toBe(1);
-  const until = await gh.services.lockout.lockedUntil(account.accountId);
-  expect(until?.getTime()).toBe(clock.now().getTime() + 5 * 60_000);
+  expect(await bed.gh.services.audit.model.countDocuments({ type: 'account.locked', 'target.id': account.accountId })).toBe(1);
+  const until = await bed.gh.services.lockout.lockedUntil(account.accountId);
+  expect(until?.getTime()).toBe(bed.clock.now().getTime() + 5 * 60_000);
 
   // The lock mail says what happened and what to do.
-  const mail = await smtp.waitFor('parallel@example.com', (m) => m.subject === 'Your account was temporarily locked');
-  expect(mail.text).toContain(`${gh.url}/recover`);
+  const mail = await bed.smtp.waitFor('parallel@example.com', (m) => m.subject === 'Your account was temporarily locked');
+  expect(mail.text).toContain(`${bed.gh.url}/recover`);
 });
 
 test('while locked even the right password is refused with the locked message; after the lock it works', async () => {
   const account = await createAccount('patient');
-  const attempt = await startAuthorization(rp);
+  const attempt = await startAuthorization(bed.rp);
   let page = attempt.page;
   for (let i = 0; i < 4; i++) {
     page = await submitPassword(attempt, page, 'patient', WRONG);
@@ -74,43 +54,43 @@ test('while locked even the right password is refused with the locked message; a
   expect(pageText(page.body)).toContain(SIGN_IN_LOCKED);
   expect(await failures(account.accountId, 'locked')).toBe(1);
 
-  clock.advance(5 * 60 + 1);
+  bed.clock.advance(5 * 60 + 1);
   page = await submitPassword(attempt, page, 'patient', PASSWORD);
   expect(isCallback(page.url)).toBe(true);
 });
 
 test('repeated locks escalate through the configured periods (5, 15, 60 minutes) and a success starts again', async () => {
   const account = await createAccount('escalate');
-  const attempt = await startAuthorization(rp);
+  const attempt = await startAuthorization(bed.rp);
   let page = attempt.page;
   const lockAgain = async () => {
     for (let i = 0; i < 5; i++) page = await submitPassword(attempt, page, 'escalate', WRONG);
-    return (await gh.services.lockout.lockedUntil(account.accountId))!.getTime() - clock.now().getTime();
+    return (await bed.gh.services.lockout.lockedUntil(account.accountId))!.getTime() - bed.clock.now().getTime();
   };
   expect(await lockAgain()).toBe(5 * 60_000);
-  clock.advance(5 * 60 + 1);
+  bed.clock.advance(5 * 60 + 1);
   expect(await lockAgain()).toBe(15 * 60_000);
-  clock.advance(15 * 60 + 1);
+  bed.clock.advance(15 * 60 + 1);
   expect(await lockAgain()).toBe(60 * 60_000);
-  clock.advance(60 * 60 + 1);
+  bed.clock.advance(60 * 60 + 1);
   expect(await lockAgain()).toBe(60 * 60_000); // the last period repeats
-  clock.advance(60 * 60 + 1);
+  bed.clock.advance(60 * 60 + 1);
 
   // A right password clears the count and the escalation.
   page = await submitPassword(attempt, page, 'escalate', PASSWORD);
   expect(isCallback(page.url)).toBe(true);
-  const next = await startAuthorization(rp);
+  const next = await startAuthorization(bed.rp);
   page = next.page;
   for (let i = 0; i < 4; i++) page = await submitPassword(next, page, 'escalate', WRONG);
-  expect(await gh.services.lockout.lockedUntil(account.accountId)).toBeNull();
+  expect(await bed.gh.services.lockout.lockedUntil(account.accountId)).toBeNull();
   page = await submitPassword(next, page, 'escalate', WRONG);
-  expect((await gh.services.lockout.lockedUntil(account.accountId))!.getTime() - clock.now().getTime()).toBe(5 * 60_000);
+  expect((await bed.gh.services.lockout.lockedUntil(account.accountId))!.getTime() - bed.clock.now().getTime()).toBe(5 * 60_000);
 });
 
 test('a locked account and an unknown User ID look the same: same pages after the same number of tries', async () => {
   await createAccount('known-user');
   const run = async (login: string) => {
-    const attempt = await startAuthorization(rp);
+    const attempt = await startAuthorization(bed.rp);
     let page = attempt.page;
     const seen: Array<{ status: number; body: string }> = [];
     for (let i = 0; i < 7; i++) {
@@ -124,36 +104,36 @@ test('a locked account and an unknown User ID look the same: same pages after th
   expect(unknown).toEqual(known);
   expect(pageText(known[4]!.body)).toContain(SIGN_IN_LOCKED);
   // Unknown identifiers are stored only as a keyed hash.
-  const stored = await gh.services.lockout.model.find({}).lean();
+  const stored = await bed.gh.services.lockout.model.find({}).lean();
   expect(JSON.stringify(stored)).not.toContain('nobody-by-this-name');
 });
 
 test('an administrator unlocks a temporarily locked account, audited', async () => {
   const account = await createAccount('unlock-me');
-  const attempt = await startAuthorization(rp);
+  const attempt = await startAuthorization(bed.rp);
   let page = attempt.page;
   for (let i = 0; i < 5; i++) page = await submitPassword(attempt, page, 'unlock-me', WRONG);
-  const shown = await gh.services.admin.accountAdmin.get(account.accountId);
+  const shown = await bed.gh.services.admin.accountAdmin.get(account.accountId);
   expect(shown).toMatchObject({ status: 'locked', lockedUntil: expect.any(String) });
 
-  const result = await gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall());
+  const result = await bed.gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall());
   expect(result.account).toMatchObject({ status: 'active', lockedUntil: null });
-  const [entry] = await gh.services.audit.model.find({ type: 'admin.account.unlocked', 'target.id': account.accountId }).lean();
+  const [entry] = await bed.gh.services.audit.model.find({ type: 'admin.account.unlocked', 'target.id': account.accountId }).lean();
   expect(entry).toMatchObject({ changes: { status: { before: 'locked', after: 'active' } } });
 
   page = await submitPassword(attempt, page, 'unlock-me', PASSWORD);
   expect(isCallback(page.url)).toBe(true);
   // Unlocking an account that is not locked is a conflict, not a silent success.
-  await expect(gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall())).rejects.toThrow(/not locked/);
+  await expect(bed.gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall())).rejects.toThrow(/not locked/);
 });
 
 test('locking an account through its email never shows when its User ID is tried (the two are not linked)', async () => {
   const account = await createAccount('linked');
-  const attempt = await startAuthorization(rp);
+  const attempt = await startAuthorization(bed.rp);
   let page = attempt.page;
   for (let i = 0; i < 5; i++) page = await submitPassword(attempt, page, 'linked@example.com', WRONG);
   expect(pageText(page.body)).toContain(SIGN_IN_LOCKED);
-  expect(await gh.services.lockout.lockedUntil(account.accountId)).not.toBeNull();
+  expect(await bed.gh.services.lockout.lockedUntil(account.accountId)).not.toBeNull();
 
   // The User ID reads like any identifier with one wrong password — even with the right password, since the
   // account is locked and is not checked.
@@ -164,7 +144,7 @@ test('locking an account through its email never shows when its User ID is tried
   expect(viaUserId.body).toContain(SIGN_IN_FAILED);
 
   // An administrator's unlock clears the identifiers' counts too: the email signs in at once.
-  await gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall());
+  await bed.gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall());
   page = await submitPassword(attempt, page, 'linked@example.com', PASSWORD);
   expect(isCallback(page.url)).toBe(true);
 });

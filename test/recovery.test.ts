@@ -8,55 +8,37 @@ import * as oidc from 'openid-client';
 import { cliCall } from '../src/admin/call.js';
 import { subjectFromAccount } from '../src/factors/index.js';
 import { Browser, type Page } from './support/browser.js';
-import { TestClock } from './support/clock.js';
 import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.js';
+import { signInTestbed } from './support/signin-testbed.js';
 import { pageText, withoutPerRequestValues } from './support/pages.js';
 import { discover, exchange, isCallback, RP_REDIRECT, startAuthorization } from './support/rp.js';
-import { TestSmtpServer } from './support/smtp.js';
 
 const OLD_PASSWORD = 'the old forgotten one';
 const NEW_PASSWORD = 'brand new river stones';
 const SECURITY_CODE = '402781';
 
-let smtp: TestSmtpServer;
-let clock: TestClock;
-let gh: TestGatehouse;
-let rp: oidc.Configuration;
-
-beforeAll(async () => {
-  smtp = await new TestSmtpServer().start();
-  clock = new TestClock();
-  gh = await startTestGatehouse('recovery', { env: { SMTP_URL: smtp.url }, clock });
-  const client = await gh.services.clients.create({ name: 'Recovery RP', redirectUris: [RP_REDIRECT], firstParty: true });
-  rp = await discover(gh.url, client.clientId, client.clientSecret);
-});
-
-afterAll(async () => {
-  await gh?.services.alerts.idle();
-  await gh?.close();
-  await smtp?.stop();
-});
+const bed = signInTestbed('recovery');
 
 async function createAccount(userId: string, options: { securityCode?: boolean; market?: string } = {}) {
-  const account = await gh.services.accounts.create({ userId, email: `${userId}@example.com`, name: `${userId} Example`, password: OLD_PASSWORD, ...(options.market ? { market: options.market } : {}) });
-  if (options.securityCode !== false) expect(await gh.services.factors.securityCode.enrol(subjectFromAccount(account), { code: SECURITY_CODE })).toEqual({ ok: true });
+  const account = await bed.gh.services.accounts.create({ userId, email: `${userId}@example.com`, name: `${userId} Example`, password: OLD_PASSWORD, ...(options.market ? { market: options.market } : {}) });
+  if (options.securityCode !== false) expect(await bed.gh.services.factors.securityCode.enrol(subjectFromAccount(account), { code: SECURITY_CODE })).toEqual({ ok: true });
   return account;
 }
 
 /** The first page of "forgot password", submitted with `login`; returns the page after the redirect. */
 async function startRecovery(browser: Browser, login: string, channel = 'email'): Promise<Page> {
-  const start = await browser.request(`${gh.url}/recover`);
+  const start = await browser.request(`${bed.gh.url}/recover`);
   expect(start.status).toBe(200);
   return browser.submit(start, '/recover', { login, channel });
 }
 
 async function passcode(to: string, since: number): Promise<string> {
-  const mail = await smtp.waitFor(to, (m) => smtp.received.indexOf(m) >= since && m.subject === 'Your Gatehouse account recovery code');
+  const mail = await bed.smtp.waitFor(to, (m) => bed.smtp.received.indexOf(m) >= since && m.subject === 'Your Gatehouse account recovery code');
   return /\b(\d{6,9})\b/.exec(mail.text)![1]!;
 }
 
 async function signInWithPassword(login: string, password: string, browser = new Browser()) {
-  const attempt = await startAuthorization(rp, { prompt: 'login' }, browser);
+  const attempt = await startAuthorization(bed.rp, { prompt: 'login' }, browser);
   const page = await browser.submit(attempt.page, '/login', { login, password }, isCallback);
   return { attempt, page };
 }
@@ -66,17 +48,17 @@ describe('forgot password', () => {
     const account = await createAccount('forgetful');
     // Before: a signed-in session with tokens, a remembered device, and a lockout.
     const before = await signInWithPassword('forgetful', OLD_PASSWORD);
-    const tokens = await exchange(rp, before.attempt, before.page.url);
-    await gh.services.factors.trustedDevice.enrol(subjectFromAccount(account), { label: 'Chrome on Windows', lifetimeDays: 30 });
+    const tokens = await exchange(bed.rp, before.attempt, before.page.url);
+    await bed.gh.services.factors.trustedDevice.enrol(subjectFromAccount(account), { label: 'Chrome on Windows', lifetimeDays: 30 });
     const policy = { threshold: 1, durationsMinutes: [60] };
-    const slot = await gh.services.lockout.reserve(gh.services.lockout.keyForAccount(account.accountId), policy);
-    if (slot.ok) await gh.services.lockout.failed(slot, policy);
-    expect(await gh.services.lockout.lockedUntil(account.accountId)).not.toBeNull();
+    const slot = await bed.gh.services.lockout.reserve(bed.gh.services.lockout.keyForAccount(account.accountId), policy);
+    if (slot.ok) await bed.gh.services.lockout.failed(slot, policy);
+    expect(await bed.gh.services.lockout.lockedUntil(account.accountId)).not.toBeNull();
 
     const browser = new Browser();
-    let since = smtp.received.length;
+    let since = bed.smtp.received.length;
     let page = await startRecovery(browser, 'Forgetful@Example.com');
-    expect(page.url).toBe(`${gh.url}/recover/verify`);
+    expect(page.url).toBe(`${bed.gh.url}/recover/verify`);
     expect(page.body).toContain('we sent a one-time passcode to its email address');
     let code = await passcode('forgetful@example.com', since);
 
@@ -85,15 +67,15 @@ describe('forgot password', () => {
     expect(page.status).toBe(400);
     expect(page.body).toContain('The security code or the passcode is not right');
 
-    clock.advance(31); // past the resend cooldown
-    since = smtp.received.length;
+    bed.clock.advance(31); // past the resend cooldown
+    since = bed.smtp.received.length;
     page = await browser.submit(page, '/recover/resend');
     expect(page.body).toContain('If an account matches, we sent a new passcode');
     code = await passcode('forgetful@example.com', since);
-    const flowCookie = async () => (await browser.jar.getCookies(`${gh.url}/recover`)).find((c) => c.key === 'gh_recovery')?.value;
+    const flowCookie = async () => (await browser.jar.getCookies(`${bed.gh.url}/recover`)).find((c) => c.key === 'gh_recovery')?.value;
     const beforeVerify = await flowCookie();
     page = await browser.submit(page, '/recover/verify', { securityCode: SECURITY_CODE, passcode: code });
-    expect(page.url).toBe(`${gh.url}/recover/password`);
+    expect(page.url).toBe(`${bed.gh.url}/recover/password`);
     expect(await flowCookie()).not.toBe(beforeVerify); // a verified flow goes on under a new id
     expect(page.body).toContain('Choose a new password');
 
@@ -118,16 +100,16 @@ describe('forgot password', () => {
     // Old password out, new one in; sessions, tokens, device trust and the lock are gone.
     expect((await signInWithPassword('forgetful', OLD_PASSWORD)).page.status).toBe(401);
     expect(isCallback((await signInWithPassword('forgetful', NEW_PASSWORD)).page.url)).toBe(true);
-    expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
-    expect(await gh.services.factors.trustedDevice.list(account.accountId)).toHaveLength(0);
-    expect(await gh.services.lockout.lockedUntil(account.accountId)).toBeNull();
-    const mail = await smtp.waitFor('forgetful@example.com', (m) => m.subject === 'Your password was reset');
+    expect((await oidc.tokenIntrospection(bed.rp, tokens.access_token)).active).toBe(false);
+    expect(await bed.gh.services.factors.trustedDevice.list(account.accountId)).toHaveLength(0);
+    expect(await bed.gh.services.lockout.lockedUntil(account.accountId)).toBeNull();
+    const mail = await bed.smtp.waitFor('forgetful@example.com', (m) => m.subject === 'Your password was reset');
     expect(mail.text).toContain('forgetful');
-    const [entry] = await gh.services.audit.model.find({ type: 'recovery.password_reset', 'actor.id': account.accountId }).lean();
+    const [entry] = await bed.gh.services.audit.model.find({ type: 'recovery.password_reset', 'actor.id': account.accountId }).lean();
     expect(entry?.details).toMatchObject({ unlocked: true, trustedDevicesRevoked: 1 });
 
     // The flow is used up: its pages now say it expired.
-    const again = await browser.request(`${gh.url}/recover/password`);
+    const again = await browser.request(`${bed.gh.url}/recover/password`);
     expect(again.status).toBe(400);
     expect(again.body).toContain('This recovery has expired');
   });
@@ -135,10 +117,10 @@ describe('forgot password', () => {
   test('an account without a security code proves itself with the passcode alone', async () => {
     await createAccount('no-code-set', { securityCode: false });
     const browser = new Browser();
-    const since = smtp.received.length;
+    const since = bed.smtp.received.length;
     const page = await startRecovery(browser, 'no-code-set');
     const verified = await browser.submit(page, '/recover/verify', { securityCode: '', passcode: await passcode('no-code-set@example.com', since) });
-    expect(verified.url).toBe(`${gh.url}/recover/password`);
+    expect(verified.url).toBe(`${bed.gh.url}/recover/password`);
   });
 
   test('five wrong answers end the flow, and a second flow goes on alike, for real and unknown accounts', async () => {
@@ -150,7 +132,7 @@ describe('forgot password', () => {
         await startRecovery(browser, login);
         const flow: number[] = [];
         for (let i = 0; i < answers; i++) {
-          const page = await browser.submit(await browser.request(`${gh.url}/recover/verify`), '/recover/verify', { securityCode: '999999', passcode: '00000000' });
+          const page = await browser.submit(await browser.request(`${bed.gh.url}/recover/verify`), '/recover/verify', { securityCode: '999999', passcode: '00000000' });
           flow.push(page.status);
         }
         statuses.push(flow);
@@ -165,7 +147,7 @@ describe('forgot password', () => {
   test('two tabs setting a new password at once: exactly one succeeds', async () => {
     await createAccount('two-tabs', { securityCode: false });
     const browser = new Browser();
-    const since = smtp.received.length;
+    const since = bed.smtp.received.length;
     const page = await startRecovery(browser, 'two-tabs');
     const verified = await browser.submit(page, '/recover/verify', { securityCode: '', passcode: await passcode('two-tabs@example.com', since) });
     const [a, b] = await Promise.all([
@@ -179,12 +161,12 @@ describe('forgot password', () => {
 
   test('existing and unknown identifiers get the same answers, byte for byte apart from CSRF tokens', async () => {
     await createAccount('existing-person');
-    const since = smtp.received.length;
+    const since = bed.smtp.received.length;
     const walk = async (login: string, channel: string) => {
       const browser = new Browser();
-      const start = await browser.request(`${gh.url}/recover`);
-      const form = await browser.request(`${gh.url}/recover`, { form: { csrf: /name="csrf" value="([^"]*)"/.exec(start.body)![1]!, login, channel } });
-      const verify = await browser.request(`${gh.url}/recover/verify`);
+      const start = await browser.request(`${bed.gh.url}/recover`);
+      const form = await browser.request(`${bed.gh.url}/recover`, { form: { csrf: /name="csrf" value="([^"]*)"/.exec(start.body)![1]!, login, channel } });
+      const verify = await browser.request(`${bed.gh.url}/recover/verify`);
       const wrong = await browser.submit(verify, '/recover/verify', { securityCode: '123123', passcode: '123456' });
       return {
         post: { status: form.status, location: form.headers.get('location'), cookies: form.headers.getSetCookie().map((c) => c.replace(/=[^;]*/, '=X').replace(/expires=[^;]*/, 'expires=(a second may pass between the two)')), body: form.body },
@@ -199,8 +181,8 @@ describe('forgot password', () => {
       expect(unknown).toEqual(existing);
     }
     // Only the real account got a passcode (by email; it has no verified phone for SMS).
-    await gh.services.alerts.idle();
-    const sent = smtp.received.slice(since).filter((m) => m.subject === 'Your Gatehouse account recovery code');
+    await bed.gh.services.alerts.idle();
+    const sent = bed.smtp.received.slice(since).filter((m) => m.subject === 'Your Gatehouse account recovery code');
     expect(sent.map((m) => m.to)).toEqual([['existing-person@example.com']]);
   });
 });
@@ -210,19 +192,19 @@ describe('forgot User ID', () => {
     await createAccount('Reminded.Person');
     const ask = async (email: string) => {
       const browser = new Browser();
-      const page = await browser.submit(await browser.request(`${gh.url}/recover/user-id`), '/recover/user-id', { email });
+      const page = await browser.submit(await browser.request(`${bed.gh.url}/recover/user-id`), '/recover/user-id', { email });
       return { status: page.status, body: withoutPerRequestValues(page) };
     };
-    const since = smtp.received.length;
+    const since = bed.smtp.received.length;
     const existing = await ask('reminded.person@EXAMPLE.com');
     const unknown = await ask('nobody@example.com');
     expect(existing.status).toBe(200);
     expect(unknown).toEqual(existing);
     expect(existing.body).toContain('If an account uses that email address, we sent its User ID there');
-    const mail = await smtp.waitFor('Reminded.Person@example.com', (m) => smtp.received.indexOf(m) >= since && m.subject === 'Your Gatehouse User ID');
+    const mail = await bed.smtp.waitFor('Reminded.Person@example.com', (m) => bed.smtp.received.indexOf(m) >= since && m.subject === 'Your Gatehouse User ID');
     expect(mail.text).toContain('Reminded.Person');
-    await gh.services.alerts.idle();
-    expect(smtp.received.slice(since).filter((m) => m.to.includes('nobody@example.com'))).toHaveLength(0);
+    await bed.gh.services.alerts.idle();
+    expect(bed.smtp.received.slice(since).filter((m) => m.to.includes('nobody@example.com'))).toHaveLength(0);
 
     const bad = await ask('not an address');
     expect(bad.status).toBe(400);
@@ -231,10 +213,10 @@ describe('forgot User ID', () => {
 
 describe('activation of a pre-provisioned account', () => {
   test('the invitation link confirms the User ID, sets the password once, and sign-in then asks for 2FA enrolment', async () => {
-    const since = smtp.received.length;
-    const { account } = await gh.services.admin.accountOps.create({ userId: 'newcomer', email: 'newcomer@example.com', name: 'New Comer', market: 'US' }, cliCall());
-    const invitation = await smtp.waitFor('newcomer@example.com', (m) => smtp.received.indexOf(m) >= since);
-    const link = new RegExp(`${gh.url}/activate/[A-Za-z0-9_-]{43}`).exec(invitation.text)![0];
+    const since = bed.smtp.received.length;
+    const { account } = await bed.gh.services.admin.accountOps.create({ userId: 'newcomer', email: 'newcomer@example.com', name: 'New Comer', market: 'US' }, cliCall());
+    const invitation = await bed.smtp.waitFor('newcomer@example.com', (m) => bed.smtp.received.indexOf(m) >= since);
+    const link = new RegExp(`${bed.gh.url}/activate/[A-Za-z0-9_-]{43}`).exec(invitation.text)![0];
 
     const browser = new Browser();
     const page = await browser.request(link);
@@ -249,7 +231,7 @@ describe('activation of a pre-provisioned account', () => {
 
     const done = await browser.submit(page, '/activate/', { userId: 'Newcomer', password: NEW_PASSWORD, confirm: NEW_PASSWORD });
     expect(done.body).toContain('Your account is ready');
-    const stored = await gh.services.accounts.findByAccountId(account.accountId);
+    const stored = await bed.gh.services.accounts.findByAccountId(account.accountId);
     expect(stored).toMatchObject({ emailVerified: true });
 
     // Single use: the link is dead now.
@@ -264,7 +246,7 @@ describe('activation of a pre-provisioned account', () => {
 
   test('an unknown or malformed link gets a friendly 400 page', async () => {
     for (const token of ['x'.repeat(43), 'short', '%00']) {
-      const page = await new Browser().request(`${gh.url}/activate/${token}`);
+      const page = await new Browser().request(`${bed.gh.url}/activate/${token}`);
       expect(page.status).toBe(400);
       expect(page.body).toContain('expired or was already used');
     }
@@ -277,7 +259,7 @@ describe('rate limits', () => {
 
   beforeAll(async () => {
     const small = { ip: { points: 3, durationSeconds: 600 }, identifier: { points: 100, durationSeconds: 600 } };
-    limited = await startTestGatehouse('rate_limits', { env: { SMTP_URL: smtp.url }, overrides: { rateLimits: { signin: small, 'code-send': small, recovery: small } } });
+    limited = await startTestGatehouse('rate_limits', { env: { SMTP_URL: bed.smtp.url }, overrides: { rateLimits: { signin: small, 'code-send': small, recovery: small } } });
     const client = await limited.services.clients.create({ name: 'Limited RP', redirectUris: [RP_REDIRECT], firstParty: true });
     limitedRp = await discover(limited.url, client.clientId, client.clientSecret);
   });

@@ -33,36 +33,20 @@ export class GuessLimit {
     const now = this.clock.now();
     // Usually one round trip: a live window with room is counted, or a missing one is created. Only when a
     // window exists that is full or past its end does the expired one get removed and the count retried.
-    if (await this.takeFromLiveWindow(accountId, now)) return true;
+    if (await this.countGuess({ _id: accountId, count: { $lt: this.maxGuesses }, expiresAt: { $gt: now } }, now)) return true;
     await this.model.deleteOne({ _id: accountId, expiresAt: { $lte: now } }).exec();
-    try {
-      const window = await this.model
-        .findOneAndUpdate(
-          { _id: accountId, count: { $lt: this.maxGuesses } },
-          { $inc: { count: 1 }, $setOnInsert: { expiresAt: new Date(now.getTime() + this.windowSeconds * 1000) } },
-          { upsert: true, returnDocument: 'after' },
-        )
-        .exec();
-      return window !== null;
-    } catch (err) {
-      // The window exists and is full: the conditional update found nothing and the upsert collided.
-      if ((err as { code?: number }).code === 11000) return false;
-      throw err;
-    }
+    return this.countGuess({ _id: accountId, count: { $lt: this.maxGuesses } }, now);
   }
 
-  /** One guess from a window that is live (or new); false when the window exists but is full or expired. */
-  private async takeFromLiveWindow(accountId: string, now: Date): Promise<boolean> {
+  /** Counts one guess in the window `filter` matches, creating the window if there is none. */
+  private async countGuess(filter: Record<string, unknown>, now: Date): Promise<boolean> {
     try {
       const window = await this.model
-        .findOneAndUpdate(
-          { _id: accountId, count: { $lt: this.maxGuesses }, expiresAt: { $gt: now } },
-          { $inc: { count: 1 }, $setOnInsert: { expiresAt: new Date(now.getTime() + this.windowSeconds * 1000) } },
-          { upsert: true, returnDocument: 'after' },
-        )
+        .findOneAndUpdate(filter, { $inc: { count: 1 }, $setOnInsert: { expiresAt: new Date(now.getTime() + this.windowSeconds * 1000) } }, { upsert: true, returnDocument: 'after' })
         .exec();
       return window !== null;
     } catch (err) {
+      // A window exists that the filter excludes (full, or expired): the upsert collided with it.
       if ((err as { code?: number }).code === 11000) return false;
       throw err;
     }
