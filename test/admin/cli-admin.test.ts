@@ -8,36 +8,19 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import * as oidc from 'openid-client';
 import { projectRoot } from '../../src/config.js';
 import { TEST_SECRETS_KEY } from '../support/gatehouse.js';
 import { discover, RP_REDIRECT } from '../support/rp.js';
 import { TestSmtpServer } from '../support/smtp.js';
+import { inProcessCli, type CliResult, type CliRunner } from './in-process-cli.js';
 import { api, auditEntries, createAdminConsole, PASSWORD, signInForToken, startAdminGatehouse, type AdminConsole, type AdminGatehouse } from './support.js';
 
 let smtp: TestSmtpServer;
 let gh: AdminGatehouse;
 let console_: AdminConsole;
 let env: Record<string, string>;
-let run: (argv: string[], io: never) => Promise<number>;
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], input = ''): Promise<CliResult> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const code = await run(args, { stdin: Readable.from([input]), stdout, stderr } as never);
-  return { code, stdout: out, stderr: err };
-}
+let cli: CliRunner;
 
 function json<T = any>(result: CliResult): T {
   expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
@@ -57,9 +40,7 @@ beforeAll(async () => {
   console_ = await createAdminConsole(gh);
   // The CLI shares the server's configuration, issuer included (it is in the invitation link).
   env = { NODE_ENV: 'test', ISSUER: gh.url, MONGODB_URI: gh.dbUri, GATEHOUSE_SECRETS_KEY: TEST_SECRETS_KEY, GATEHOUSE_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'gatehouse-admin-cli-')), SMTP_URL: smtp.url };
-  // The CLI reads its configuration from the environment once, on its first command.
-  Object.assign(process.env, env);
-  ({ run } = (await import('../../scripts/cli/program.js')) as unknown as { run: typeof run });
+  cli = await inProcessCli(env);
 });
 
 afterAll(async () => {

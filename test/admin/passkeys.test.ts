@@ -6,26 +6,25 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { TEST_SECRETS_KEY } from '../support/gatehouse.js';
 import { SoftwareAuthenticator } from '../factors/webauthn-authenticator.js';
 import { registerSoftwarePasskey } from '../support/passkeys.js';
 import { TestSmtpServer } from '../support/smtp.js';
+import { inProcessCli, type CliRunner } from './in-process-cli.js';
 import { api, auditEntries, createAdminConsole, createPerson, PASSWORD, startAdminGatehouse, type AdminGatehouse, type Person } from './support.js';
 
 let smtp: TestSmtpServer;
 let gh: AdminGatehouse;
 let admin: Person;
 let helpdesk: Person;
-let run: (argv: string[], io: never) => Promise<number>;
+let cli: CliRunner;
 
 beforeAll(async () => {
   smtp = await new TestSmtpServer().start();
   gh = await startAdminGatehouse('admin_passkeys', { env: { SMTP_URL: smtp.url } });
   const console_ = await createAdminConsole(gh);
   [admin, helpdesk] = await Promise.all([createPerson(gh, console_.rp, 'root', ['admin']), createPerson(gh, console_.rp, 'desk', ['helpdesk'])]);
-  Object.assign(process.env, { NODE_ENV: 'test', ISSUER: gh.url, MONGODB_URI: gh.dbUri, GATEHOUSE_SECRETS_KEY: TEST_SECRETS_KEY, GATEHOUSE_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'gatehouse-passkeys-cli-')), SMTP_URL: smtp.url });
-  ({ run } = (await import('../../scripts/cli/program.js')) as unknown as { run: typeof run });
+  cli = await inProcessCli({ NODE_ENV: 'test', ISSUER: gh.url, MONGODB_URI: gh.dbUri, GATEHOUSE_SECRETS_KEY: TEST_SECRETS_KEY, GATEHOUSE_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'gatehouse-passkeys-cli-')), SMTP_URL: smtp.url });
 });
 
 afterAll(async () => {
@@ -47,16 +46,6 @@ async function accountWithPasskeys(count: number, roles: string[] = []) {
   return { accountId: account.accountId, ids, authenticators, email: `owner${serial}@example.com` };
 }
 
-async function cli(args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const code = await run(args, { stdin: Readable.from(['']), stdout, stderr } as never);
-  return { code, stdout: out, stderr: err };
-}
 
 test('the API lists an account\'s passkeys (never their public keys)', async () => {
   const owner = await accountWithPasskeys(2);
