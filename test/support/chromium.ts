@@ -19,25 +19,22 @@ export async function launchChromium(): Promise<Browser> {
 export const chromiumAvailable = existsSync(CHROMIUM_PATH);
 
 /**
- * `describe` for real-browser tests. Without Chromium they are skipped, and the reason is printed (a
- * skipped suite is never reported as passed). In CI (CI=true) they always run: .ci/run installs
- * Chromium, so a missing browser there must fail loudly rather than skip.
+ * Whether the real-browser tests run. Without Chromium they are skipped and the reason is printed (a
+ * skipped test is reported as skipped, never as passed). In CI (CI=true) they always run: .ci/run installs
+ * Chromium, so a missing browser there fails loudly instead of skipping.
  */
-export function describeIfChromium(name: string, fn: () => void): void {
-  if (chromiumAvailable || process.env.CI === 'true') {
-    describe(name, fn);
-    return;
-  }
+function browserTestsRun(name: string): boolean {
+  if (chromiumAvailable || process.env.CI === 'true') return true;
   console.warn(`SKIPPED "${name}": Chromium not found at ${CHROMIUM_PATH}. Install it (apt-get install chromium) or set CHROMIUM_PATH to run the real-browser tests.`);
-  describe.skip(name, fn);
+  return false;
 }
 
-/** `test` for a single real-browser test, skipped (with the reason printed) like describeIfChromium. */
+/** `describe` for real-browser tests (see browserTestsRun). */
+export function describeIfChromium(name: string, fn: () => void): void {
+  (browserTestsRun(name) ? describe : describe.skip)(name, fn);
+}
+
+/** `test` for a single real-browser test (see browserTestsRun). */
 export function testIfChromium(name: string, fn: () => Promise<void>): void {
-  if (chromiumAvailable || process.env.CI === 'true') {
-    test(name, fn);
-    return;
-  }
-  console.warn(`SKIPPED "${name}": Chromium not found at ${CHROMIUM_PATH}. Install it (apt-get install chromium) or set CHROMIUM_PATH to run the real-browser tests.`);
-  test.skip(name, fn);
+  (browserTestsRun(name) ? test : test.skip)(name, fn);
 }
