@@ -172,18 +172,18 @@ export class Recovery {
     }
     await this.deps.flows.finish(flow._id);
     const account = (await this.deps.accounts.findByAccountId(flow.accountId))!;
-    const revoked = await this.afterPasswordChange(account.accountId);
+    const revoked = await this.afterPasswordChange(account);
     await this.record('recovery.password_reset', 'success', facts, account.accountId, revoked);
     this.deps.alerts.sendInBackground(account, { kind: 'password-reset' }, { at: this.deps.clock.now(), ...(facts.ip ? { ip: facts.ip } : {}), ...(facts.device ? { device: facts.device } : {}) });
     return { ok: true, userId: account.userId };
   }
 
   /** A password reset ends every session, grant, refresh token and device trust, and lifts a lockout. */
-  private async afterPasswordChange(accountId: string): Promise<Record<string, unknown>> {
+  private async afterPasswordChange(account: AccountDocument): Promise<Record<string, unknown>> {
+    const { accountId } = account;
     const sessions = await this.deps.accountAdmin.revokeSessionsAndGrants(accountId);
     const trustedDevices = await this.deps.factors.trustedDevice.revokeAll(accountId);
-    const account = await this.deps.accounts.findByAccountId(accountId);
-    const unlocked = await this.deps.lockout.unlock(accountId, [account?.userId, account?.email]);
+    const unlocked = await this.deps.lockout.unlock(accountId, [account.userId, account.email]);
     if (unlocked) await this.deps.audit.record({ type: 'account.unlocked', outcome: 'success', actor: { kind: 'account', id: accountId }, target: { kind: 'account', id: accountId }, details: { by: 'recovery' } });
     return { revoked: sessions, trustedDevicesRevoked: trustedDevices, unlocked };
   }
