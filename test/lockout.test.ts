@@ -148,3 +148,33 @@ test('locking an account through its email never shows when its User ID is tried
   page = await submitPassword(attempt, page, 'linked@example.com', PASSWORD);
   expect(isCallback(page.url)).toBe(true);
 });
+
+test('a right password clears the identifier typed and the account (one command) and nobody else’s count', async () => {
+  const account = await createAccount('reset-both');
+  const bystander = await createAccount('bystander');
+  const { lockout } = bed.gh.services;
+  const attempt = await startAuthorization(bed.rp);
+  let page = attempt.page;
+  for (let i = 0; i < 3; i++) page = await submitPassword(attempt, page, 'reset-both@example.com', WRONG);
+  for (let i = 0; i < 2; i++) page = await submitPassword(attempt, page, 'bystander', WRONG);
+  const count = async (key: string) => (await lockout.model.findById(key).lean())?.failures ?? 0;
+  expect(await count(lockout.keyForIdentifier('reset-both@example.com'))).toBe(3);
+  expect(await count(lockout.keyForAccount(account.accountId))).toBe(3);
+
+  page = await submitPassword(attempt, page, 'reset-both@example.com', PASSWORD);
+  expect(isCallback(page.url)).toBe(true);
+  expect(await lockout.model.findById(lockout.keyForIdentifier('reset-both@example.com')).lean()).toBeNull();
+  expect(await lockout.model.findById(lockout.keyForAccount(account.accountId)).lean()).toBeNull();
+  // Other identifiers and accounts keep their counts.
+  expect(await count(lockout.keyForIdentifier('bystander'))).toBe(2);
+  expect(await count(lockout.keyForAccount(bystander.accountId))).toBe(2);
+
+  // The count starts again from nothing: four more wrong passwords do not lock, the fifth does.
+  const next = await startAuthorization(bed.rp);
+  page = next.page;
+  for (let i = 0; i < 4; i++) page = await submitPassword(next, page, 'reset-both@example.com', WRONG);
+  expect(page.body).toContain(SIGN_IN_FAILED);
+  expect(await lockout.lockedUntil(account.accountId)).toBeNull();
+  page = await submitPassword(next, page, 'reset-both@example.com', WRONG);
+  expect(pageText(page.body)).toContain(SIGN_IN_LOCKED);
+});

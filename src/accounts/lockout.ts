@@ -122,9 +122,13 @@ export class Lockout {
     return applied ? until : null;
   }
 
-  /** A right password: the count and the escalation start again. */
-  async succeeded(key: string): Promise<void> {
-    await this.model.deleteOne({ _id: key }).exec();
+  /**
+   * A right password: the count and the escalation start again, for every key given (the sign-in clears the
+   * identifier typed and the account together, in one command; each record is deleted on its own, as before).
+   */
+  async succeeded(...keys: string[]): Promise<void> {
+    if (keys.length === 1) await this.model.deleteOne({ _id: keys[0] }).exec();
+    else if (keys.length > 1) await this.model.deleteMany({ _id: { $in: keys } }).exec();
   }
 
   /** Until when the account is locked, or null. */

@@ -299,7 +299,7 @@ export class SignInFlow {
       return refuse(identifierLocked ? SIGN_IN_LOCKED : SIGN_IN_FAILED);
     }
 
-    await Promise.all([lockout.succeeded(identifierKey), lockout.succeeded(accountKey!)]);
+    await lockout.succeeded(identifierKey, accountKey!);
     await this.audit({ ctx, details, accountId: account.accountId }, 'signin.password', 'success');
     if (this.deps.hasher.needsRehash(account.passwordHash!)) {
       // Parameters were raised since this hash was made: upgrade it now that we know the password.
