@@ -1,6 +1,7 @@
 /**
  * The MongoDB adapter for oidc-provider artifacts, against the real test database.
  */
+import mongoose from 'mongoose';
 import { SecretBox } from '../src/crypto/secret-box.js';
 import type { Database } from '../src/db/connection.js';
 import { ARTIFACT_MODELS, CLIENTS_COLLECTION, collectionFor, createAdapterFactory, ensureAdapterIndexes } from '../src/oidc/adapter.js';
@@ -8,11 +9,13 @@ import { removeArtifacts } from '../src/oidc/revocation.js';
 import { openTestDatabase, testDatabaseUri } from './support/gatehouse.js';
 
 let db: Database;
+let dbUri: string;
 let adapterFor: ReturnType<typeof createAdapterFactory>;
 const box = new SecretBox(Buffer.alloc(32, 3));
 
 beforeAll(async () => {
-  db = await openTestDatabase(testDatabaseUri('adapter'));
+  dbUri = testDatabaseUri('adapter');
+  db = await openTestDatabase(dbUri);
   await ensureAdapterIndexes(db.connection);
   adapterFor = createAdapterFactory(db.connection, box);
 });
@@ -83,6 +86,90 @@ test('a value looked up as every token kind at once (introspection) takes one ro
   }
   // Command monitoring is off on the test connection unless enabled; when it is on, each lookup is one command.
   if (commands.length) expect(commands.filter((c) => c === 'aggregate' || c === 'find')).toHaveLength(3);
+});
+
+/** An adapter factory on a connection of its own that counts the commands it sends. */
+async function countingAdapters(): Promise<{ adapterFor: ReturnType<typeof createAdapterFactory>; commands: string[]; close(): Promise<void> }> {
+  const connection = await mongoose.createConnection(dbUri, { monitorCommands: true }).asPromise();
+  const commands: string[] = [];
+  connection.getClient().on('commandStarted', (event) => commands.push(event.commandName));
+  return { adapterFor: createAdapterFactory(connection, box), commands, close: () => connection.close() };
+}
+
+describe('group commit: concurrent saves and finds share commands', () => {
+  test('50 tokens saved at once take far fewer than 50 commands, and every one is stored', async () => {
+    const counting = await countingAdapters();
+    try {
+      const tokens = counting.adapterFor('ClientCredentials');
+      await tokens.upsert('gc-warm', { jti: 'gc-warm' } as never, 60); // the first save goes alone
+      counting.commands.length = 0;
+      const ids = Array.from({ length: 50 }, (_, i) => `gc-${i}`);
+      await Promise.all(ids.map((id) => tokens.upsert(id, { jti: id, clientId: 'svc' } as never, 60)));
+      const writes = counting.commands.filter((c) => c === 'update');
+      expect(writes.length).toBeGreaterThanOrEqual(1);
+      expect(writes.length).toBeLessThanOrEqual(2);
+      // Read back through the ordinary adapter: the writes are in the database, not just acknowledged.
+      const found = await Promise.all(ids.map((id) => adapterFor('ClientCredentials').find(id)));
+      expect(found.map((p) => p?.jti)).toEqual(ids);
+    } finally {
+      await counting.close();
+    }
+  });
+
+  test('two saves of the same record in one batch leave the later one, as in order', async () => {
+    const tokens = adapterFor('AccessToken');
+    await Promise.all([
+      tokens.upsert('gc-same', { jti: 'gc-same', scope: 'first' } as never, 60),
+      tokens.upsert('gc-same', { jti: 'gc-same', scope: 'second' } as never, 60),
+    ]);
+    expect(await tokens.find('gc-same')).toMatchObject({ scope: 'second' });
+  });
+
+  test('a save that the database refuses fails alone; the others in its batch are stored', async () => {
+    // A unique index on sessionUid (test only) makes the second of two records with the same one a duplicate.
+    const collection = db.connection.collection(collectionFor('DeviceCode'));
+    await collection.createIndex({ sessionUid: 1 }, { name: 'sessionUid_unique_test', unique: true, sparse: true });
+    try {
+      const codes = adapterFor('DeviceCode');
+      const outcomes = await Promise.allSettled([
+        codes.upsert('gc-dc-1', { jti: 'gc-dc-1', sessionUid: 'gc-shared-uid' } as never, 60),
+        codes.upsert('gc-dc-2', { jti: 'gc-dc-2', sessionUid: 'gc-other-uid' } as never, 60),
+        codes.upsert('gc-dc-3', { jti: 'gc-dc-3', sessionUid: 'gc-shared-uid' } as never, 60),
+      ]);
+      // One of the two with the shared value is refused (which one is the database's choice in an unordered write).
+      expect(outcomes[1]!.status).toBe('fulfilled');
+      expect([outcomes[0]!.status, outcomes[2]!.status].sort()).toEqual(['fulfilled', 'rejected']);
+      const refused = outcomes[0]!.status === 'rejected' ? 0 : 2;
+      expect((outcomes[refused] as PromiseRejectedResult).reason).toMatchObject({ code: 11000 });
+      expect(await codes.find(`gc-dc-${refused + 1}`)).toBeUndefined();
+      expect(await codes.find(`gc-dc-${3 - refused}`)).toMatchObject({ sessionUid: 'gc-shared-uid' });
+      expect(await codes.find('gc-dc-2')).toMatchObject({ sessionUid: 'gc-other-uid' });
+    } finally {
+      await collection.dropIndex('sessionUid_unique_test');
+    }
+  });
+
+  test('30 finds at once, of different tokens and kinds, each get their own record in a few commands', async () => {
+    const counting = await countingAdapters();
+    try {
+      const kinds = ['AccessToken', 'ClientCredentials', 'RefreshToken'];
+      const ids = Array.from({ length: 30 }, (_, i) => `gcf-${i}`);
+      await Promise.all(ids.map((id, i) => counting.adapterFor(kinds[i % 3]!).upsert(id, { jti: id, kind: kinds[i % 3] } as never, 60)));
+      counting.commands.length = 0;
+      // Each id is looked up as its own kind and as one other kind (which must not find it).
+      const found = await Promise.all(
+        ids.flatMap((id, i) => [counting.adapterFor(kinds[i % 3]!).find(id), counting.adapterFor(kinds[(i + 1) % 3]!).find(id)]),
+      );
+      ids.forEach((id, i) => {
+        expect(found[2 * i]).toMatchObject({ jti: id, kind: kinds[i % 3] });
+        expect(found[2 * i + 1]).toBeUndefined();
+      });
+      expect(counting.commands.length).toBeGreaterThanOrEqual(1);
+      expect(counting.commands.length).toBeLessThanOrEqual(2);
+    } finally {
+      await counting.close();
+    }
+  });
 });
 
 test('revocation by account or client finds records by their indexed field and records written before it', async () => {

@@ -228,6 +228,18 @@ def _simple_equalities(flt):
     return pairs
 
 
+def _id_in_list(flt):
+    """The values of a top-level {_id: {$in: [scalars]}} (the only operator), or None."""
+    if not isinstance(flt, dict):
+        return None
+    cond = flt.get('_id')
+    if not isinstance(cond, dict) or list(cond.keys()) != ['$in'] or not isinstance(cond['$in'], list):
+        return None
+    if not all(isinstance(v, _SIMPLE_TYPES) for v in cond['$in']):
+        return None
+    return cond['$in']
+
+
 def _may_equal(stored, wanted):
     # a superset of what filter_applies accepts for {field: scalar}
     if isinstance(stored, (list, Decimal128)):
@@ -249,7 +261,19 @@ def _iter_documents(self, filter):
         return iter(())
     pairs = _simple_equalities(filter) if isinstance(filter, dict) else []
     id_pairs = [v for k, v in pairs if k == '_id']
-    if id_pairs:
+    id_in = _id_in_list(filter)
+    if id_in is not None and not id_pairs:
+        # {_id: {$in: [...]}} as a mongod answers it, through the _id index
+        candidates = []
+        for wanted in id_in:
+            try:
+                doc = docs.get(wanted)
+            except TypeError:
+                candidates = list(docs.values())
+                break
+            if doc is not None and all(doc is not c for c in candidates):
+                candidates.append(doc)
+    elif id_pairs:
         try:
             doc = docs.get(id_pairs[0])
         except TypeError:

@@ -14,10 +14,11 @@
  * node, the CLI) is seen here within the TTL. The secret stays sealed in the database; only the opened
  * payload is held, in this process's memory.
  */
-import type { Collection, Connection } from 'mongoose';
+import { mongo, type Collection, type Connection } from 'mongoose';
 import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { isDatabaseUnavailable } from '../db/connection.js';
+import { GroupCommit, type BatchOutcome } from '../db/group-commit.js';
 
 export const ARTIFACT_MODELS = [
   'Session', 'Interaction', 'AuthorizationCode', 'AccessToken', 'RefreshToken', 'Grant', 'ClientCredentials',
@@ -113,17 +114,25 @@ export function readAheadAccount(ctx: object, accountId: string): AccountRecord 
 
 interface PendingFind {
   adapter: ArtifactAdapter;
-  resolve: (doc: Found | undefined) => void;
-  reject: (err: unknown) => void;
+  id: string;
+  /** The oidc-provider request the find was made in: what is read ahead is kept for it alone. */
+  request: object | undefined;
+}
+
+/** A database command's errors as the adapter's callers should see them (an outage is a 503). */
+function outcomeOf(err: unknown): BatchOutcome<never> {
+  return { ok: false, error: isDatabaseUnavailable(err) ? new DatabaseUnavailableError(err) : err };
 }
 
 /**
- * What the artifact adapters share: fewer round trips for the reads oidc-provider makes together.
+ * What the artifact adapters share: fewer round trips for the reads oidc-provider makes.
  *
- * - **One lookup for a token of unknown kind.** Without a `token_type_hint`, introspection and revocation
- *   look the value up as an access token, a client_credentials token and a refresh token at once (three
- *   `find`s started in the same tick). Those are gathered and answered by one `aggregate` with `$unionWith`
- *   (MongoDB 4.4+), each branch an `_id` match on its own collection.
+ * - **Finds by id go to the database together** (group commit, src/db/group-commit.ts): the finds started
+ *   while one lookup is on its way are sent as one command when it returns, whatever their kind and
+ *   request. Without a `token_type_hint`, introspection and revocation look the value up as an access token,
+ *   a client_credentials token and a refresh token at once; those, and the lookups of other requests, are
+ *   answered by one `aggregate` with `$unionWith` (MongoDB 4.4+), each branch an `_id` match on its own
+ *   collection. Nothing is cached: every find is answered by the database, after it was started.
  * - **The session and grant read with the token, within one request.** After finding an access token,
  *   refresh token or authorization code, oidc-provider reads its session (by uid: a token that expires with
  *   its session must still have it) and its grant (which revocation deletes), one after the other. Inside an
@@ -134,7 +143,7 @@ interface PendingFind {
  *   database (revocation and logout take effect exactly as before).
  */
 class ArtifactStore {
-  private pending = new Map<string, PendingFind[]>();
+  private readonly finds = new GroupCommit<PendingFind, Found | undefined>((batch) => this.lookup(batch));
 
   constructor(readonly connection: Connection) {}
 
@@ -142,9 +151,7 @@ class ArtifactStore {
     return currentRequest();
   }
 
-  remember(model: string, field: string, doc: ArtifactDocument | AccountRecord): void {
-    const request = this.request();
-    if (!request) return;
+  private remember(request: object, model: string, field: string, doc: ArtifactDocument | AccountRecord): void {
     let docs = readAheadByRequest.get(request);
     if (!docs) readAheadByRequest.set(request, (docs = new Map()));
     docs.set(`${model}|${field}|${String((doc as Record<string, unknown>)[field])}`, doc);
@@ -169,34 +176,14 @@ class ArtifactStore {
     for (const key of docs.keys()) if (key.startsWith(`${model}|`)) docs.delete(key);
   }
 
-  /** Queues a find by `_id`; finds of the same value started in the same tick share one round trip. */
+  /** Finds a record by `_id`, in one command with the other finds waiting at the time. */
   find(adapter: ArtifactAdapter, id: string): Promise<Found | undefined> {
-    return new Promise((resolve, reject) => {
-      const waiting = this.pending.get(id);
-      if (waiting) waiting.push({ adapter, resolve, reject });
-      else this.pending.set(id, [{ adapter, resolve, reject }]);
-      if (this.pending.size === 1 && !waiting) queueMicrotask(() => this.flush());
-    });
+    return this.finds.submit({ adapter, id, request: this.request() });
   }
 
-  private flush(): void {
-    const batch = this.pending;
-    this.pending = new Map();
-    for (const [id, finds] of batch) {
-      this.lookup(id, finds).then(
-        (docs) => {
-          for (const f of finds) f.resolve(docs.find((d) => d._model === f.adapter.model));
-        },
-        (err: unknown) => {
-          for (const f of finds) f.reject(err);
-        },
-      );
-    }
-  }
-
-  /** The stages that find `id` in one adapter's collection, tagged with its model. */
-  private branch(adapter: ArtifactAdapter, id: string, readAhead: boolean): Record<string, unknown>[] {
-    const stages: Record<string, unknown>[] = [{ $match: { _id: id } }, { $addFields: { _model: adapter.model } }];
+  /** The stages that find `ids` in one adapter's collection, tagged with its model. */
+  private branch(adapter: ArtifactAdapter, ids: string[], readAhead: boolean): Record<string, unknown>[] {
+    const stages: Record<string, unknown>[] = [{ $match: { _id: ids.length === 1 ? ids[0] : { $in: ids } } }, { $addFields: { _model: adapter.model } }];
     if (readAhead && BOUND_MODELS.has(adapter.model)) {
       // A record without the field is looked up under "-" (matches nothing, through the index) rather than
       // under null, which a sparse index cannot answer.
@@ -211,38 +198,108 @@ class ArtifactStore {
     return stages;
   }
 
-  private async lookup(id: string, finds: PendingFind[]): Promise<Found[]> {
-    const adapters = [...new Set(finds.map((f) => f.adapter))];
-    const readAhead = this.request() !== undefined && adapters.some((a) => BOUND_MODELS.has(a.model));
+  /** One command for a batch of finds: a findOne, a find by `$in`, or an aggregate across collections. */
+  private async query(batch: PendingFind[]): Promise<Found[]> {
+    const idsByAdapter = new Map<ArtifactAdapter, Set<string>>();
+    for (const f of batch) {
+      const ids = idsByAdapter.get(f.adapter) ?? new Set<string>();
+      idsByAdapter.set(f.adapter, ids.add(f.id));
+    }
+    const readAhead = batch.some((f) => f.request !== undefined && BOUND_MODELS.has(f.adapter.model));
+    const adapters = [...idsByAdapter.keys()];
     if (adapters.length === 1 && !readAhead) {
-      const doc = await guard(() => adapters[0]!.collection.findOne({ _id: id }));
-      return doc ? [{ ...doc, _model: adapters[0]!.model }] : [];
+      const adapter = adapters[0]!;
+      const ids = [...idsByAdapter.get(adapter)!];
+      const docs = ids.length === 1 ? [await adapter.collection.findOne({ _id: ids[0]! })].filter((d) => d !== null) : await adapter.collection.find({ _id: { $in: ids } }).toArray();
+      return docs.map((doc) => ({ ...doc, _model: adapter.model }));
     }
     const [first, ...others] = adapters;
     const pipeline = [
-      ...this.branch(first!, id, readAhead),
-      ...others.map((a) => ({ $unionWith: { coll: a.collection.collectionName, pipeline: this.branch(a, id, readAhead) } })),
+      ...this.branch(first!, [...idsByAdapter.get(first!)!], readAhead),
+      ...others.map((a) => ({ $unionWith: { coll: a.collection.collectionName, pipeline: this.branch(a, [...idsByAdapter.get(a)!], readAhead) } })),
     ];
-    const docs = (await guard(() => first!.collection.aggregate<Found>(pipeline).toArray())) as Found[];
-    for (const doc of docs) {
-      // Only documents that are exactly the token's session and grant are kept for later reads.
-      const session = doc._session?.length === 1 ? doc._session[0] : undefined;
-      if (session?.uid !== undefined && session.uid === doc.sessionUid) this.remember('Session', 'uid', session);
-      const grant = doc._grant?.length === 1 ? doc._grant[0] : undefined;
-      if (grant && doc.grantId !== undefined && grant._id === doc.grantId) this.remember('Grant', '_id', grant);
-      const account = doc._account?.length === 1 ? doc._account[0] : undefined;
-      if (account && doc.accountId !== undefined && account.accountId === doc.accountId) this.remember('Account', 'accountId', account);
+    return (await first!.collection.aggregate<Found>(pipeline).toArray()) as Found[];
+  }
+
+  private async lookup(batch: PendingFind[]): Promise<BatchOutcome<Found | undefined>[]> {
+    let docs: Found[];
+    try {
+      docs = await this.query(batch);
+    } catch (err) {
+      return batch.map(() => outcomeOf(err));
     }
-    return docs;
+    return batch.map((f) => {
+      const doc = docs.find((d) => d._id === f.id && d._model === f.adapter.model);
+      if (doc && f.request) {
+        // Only documents that are exactly the token's session and grant are kept for later reads.
+        const session = doc._session?.length === 1 ? doc._session[0] : undefined;
+        if (session?.uid !== undefined && session.uid === doc.sessionUid) this.remember(f.request, 'Session', 'uid', session);
+        const grant = doc._grant?.length === 1 ? doc._grant[0] : undefined;
+        if (grant && doc.grantId !== undefined && grant._id === doc.grantId) this.remember(f.request, 'Grant', '_id', grant);
+        const account = doc._account?.length === 1 ? doc._account[0] : undefined;
+        if (account && doc.accountId !== undefined && account.accountId === doc.accountId) this.remember(f.request, 'Account', 'accountId', account);
+      }
+      return { ok: true, value: doc };
+    });
   }
 }
 
+/**
+ * The records a bulk write failed for (id → its error) when the database tried every operation and reported
+ * each failure; undefined when the command as a whole failed (network, write concern), which fails them all.
+ */
+function failedWrites(err: unknown, ids: string[]): Map<string, unknown> | undefined {
+  if (!(err instanceof mongo.MongoBulkWriteError) || err.writeConcernError) return undefined;
+  const writeErrors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+  const failed = new Map<string, unknown>();
+  for (const writeError of writeErrors) {
+    const id = ids[writeError.index];
+    if (id === undefined) return undefined;
+    failed.set(id, err);
+  }
+  return failed.size > 0 ? failed : undefined;
+}
+
+interface PendingWrite {
+  id: string;
+  doc: Omit<ArtifactDocument, '_id'>;
+}
+
 class ArtifactAdapter implements Adapter {
+  /** Saves of this kind go to the database together (group commit): under load, one command for many tokens. */
+  private readonly writes = new GroupCommit<PendingWrite, void>((batch) => this.write(batch));
+
   constructor(
     readonly model: string,
     readonly collection: Collection<ArtifactDocument>,
     private readonly store: ArtifactStore,
   ) {}
+
+  /**
+   * One command for a batch of saves. Two saves of the same record in one batch are one write of the later
+   * (what running them in order would leave). Each save learns its own outcome: an unordered bulk write
+   * tries every one, and reports which failed.
+   */
+  private async write(batch: PendingWrite[]): Promise<BatchOutcome<void>[]> {
+    const latest = new Map<string, Omit<ArtifactDocument, '_id'>>();
+    for (const { id, doc } of batch) latest.set(id, doc);
+    try {
+      if (latest.size === 1) {
+        const [id, doc] = [...latest][0]!;
+        await this.collection.replaceOne({ _id: id }, doc, { upsert: true });
+      } else {
+        await this.collection.bulkWrite(
+          [...latest].map(([id, doc]) => ({ replaceOne: { filter: { _id: id }, replacement: doc, upsert: true } })),
+          { ordered: false },
+        );
+      }
+      return batch.map(() => ({ ok: true, value: undefined }));
+    } catch (err) {
+      const failed = failedWrites(err, [...latest.keys()]);
+      if (!failed) return batch.map(() => outcomeOf(err));
+      return batch.map(({ id }) => (failed.has(id) ? outcomeOf(failed.get(id)) : { ok: true, value: undefined }));
+    }
+  }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     const doc: Omit<ArtifactDocument, '_id'> = { data: JSON.stringify(payload) };
@@ -254,7 +311,7 @@ class ArtifactAdapter implements Adapter {
     if (payload.accountId) doc.accountId = payload.accountId;
     if (payload.clientId) doc.clientId = payload.clientId;
     this.store.forget(this.model);
-    await guard(() => this.collection.replaceOne({ _id: id }, doc, { upsert: true }));
+    await this.writes.submit({ id, doc });
   }
 
   private payloadOf(doc: ArtifactDocument | null | undefined): AdapterPayload | undefined {
