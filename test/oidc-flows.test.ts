@@ -159,6 +159,39 @@ describe('authorization code + PKCE', () => {
     await expect(exchange(rp, attempt, callback.url)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
+  test('the login result is stored on the interaction read by the request, keeping its expiry; the RP gets its code', async () => {
+    const portal = await gh.services.clients.create({ name: 'Result portal', redirectUris: [RP_REDIRECT], firstParty: true });
+    const portalRp = await discover(gh.url, portal.clientId, portal.clientSecret);
+    const attempt = await startAuthorization(portalRp, { scope: 'openid profile' });
+    const uid = /\/interaction\/([^/?#]+)/.exec(attempt.page.url)![1]!;
+    const before = (await gh.services.provider.Interaction.find(uid))!;
+    expect(before.result).toBeUndefined();
+
+    // Stop at oidc-provider's resume: the interaction now carries the result, and nothing else changed.
+    const resume = await attempt.browser.submit(attempt.page, '/login', { login: 'alice', password: PASSWORD }, (url) => url.includes(`/auth/${uid}`));
+    expect(resume.status).toBe(303);
+    const after = (await gh.services.provider.Interaction.find(uid))!;
+    expect(after.result?.login).toMatchObject({ accountId: aliceId, amr: ['pwd'], remember: true });
+    expect(after.exp).toBe(before.exp);
+    expect(after.returnTo).toBe(before.returnTo);
+    expect(after.params).toEqual(before.params);
+    expect(resume.url).toBe(before.returnTo);
+
+    const callback = await attempt.browser.follow(resume.url, isCallback);
+    expect(isCallback(callback.url)).toBe(true);
+    expect((await exchange(portalRp, attempt, callback.url)).claims()).toMatchObject({ sub: aliceId, amr: ['pwd'] });
+    // The resume consumed the interaction; it is not stored again.
+    expect(await gh.services.provider.Interaction.find(uid)).toBeUndefined();
+  });
+
+  test('cancelling on the sign-in page returns access_denied to the RP', async () => {
+    const attempt = await startAuthorization(rp);
+    const callback = await attempt.browser.submit(attempt.page, '/abort', {}, isCallback);
+    const params = new URL(callback.url).searchParams;
+    expect(params.get('error')).toBe('access_denied');
+    expect(params.get('state')).toBe(attempt.state);
+  });
+
   test('denying consent returns access_denied to the RP', async () => {
     const attempt = await startAuthorization(rp, { prompt: 'consent' });
     const consent = await attempt.browser.submit(attempt.page, '/login', { login: 'alice', password: PASSWORD }, isCallback);

@@ -180,7 +180,7 @@ export class SignInFlow {
     // auth_time is when the password was entered; a step-up keeps the session's original sign-in time,
     // so a later max_age still asks for the password.
     const authTime = state.passwordAt ?? state.authTime ?? this.deps.clock.now();
-    return this.finish(ctx, {
+    return this.finish(ctx, details, {
       login: { accountId: account.accountId, amr, acr, remember: true, ts: Math.floor(new Date(authTime).getTime() / 1000) },
     });
   }
@@ -207,9 +207,20 @@ export class SignInFlow {
     this.deps.alerts.sendInBackground(account, { kind: 'trusted-device-added' }, { at: this.deps.clock.now(), ip: ctx.ip, device });
   }
 
-  /** Hands the result to oidc-provider (its public API, which re-reads the interaction) and goes back to it. */
-  private async finish(ctx: Context, result: InteractionResults, merge = false): Promise<Outcome> {
-    return { redirect: await this.deps.provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge }) };
+  /**
+   * Hands the result to oidc-provider and goes back to it. The interaction this request read (and checked
+   * against the URL) is given the result and stored with its own expiry, as `interactionResult` does after
+   * reading the interaction again — one round trip instead of two. An interaction tied to a session, or one
+   * that has expired meanwhile, still goes through `interactionResult`: it re-reads the interaction and the
+   * session, and refuses if either is gone or another account has signed in in this browser since.
+   */
+  private async finish(ctx: Context, details: Details, result: InteractionResults, merge = false): Promise<Outcome> {
+    if (details.session?.uid || details.exp <= Math.floor(Date.now() / 1000)) {
+      return { redirect: await this.deps.provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge }) };
+    }
+    details.result = merge && !('error' in result) ? { ...details.lastSubmission, ...result } : result;
+    await details.persist();
+    return { redirect: details.returnTo };
   }
 
   // ── what a GET shows ───────────────────────────────────────────────────────
@@ -401,7 +412,7 @@ export class SignInFlow {
     }
     const grantId = await grant.save();
     await this.audit({ ctx, details, accountId }, 'consent.granted', 'success', { scopes: promptDetails.missingOIDCScope ?? [] });
-    return this.finish(ctx, { consent: { grantId } }, true);
+    return this.finish(ctx, details, { consent: { grantId } }, true);
   }
 
   /** "Deny" on the consent page, or "cancel" on the sign-in page: the RP receives access_denied. */
@@ -409,7 +420,7 @@ export class SignInFlow {
     const details = await this.details(ctx);
     await this.deps.states.finish(details.uid);
     await this.audit({ ctx, details, ...(details.session?.accountId ? { accountId: details.session.accountId } : {}) }, details.prompt.name === 'consent' ? 'consent.denied' : 'signin.cancelled', 'failure');
-    return this.finish(ctx, { error: 'access_denied', error_description: 'The user denied the request' });
+    return this.finish(ctx, details, { error: 'access_denied', error_description: 'The user denied the request' });
   }
 }
 
