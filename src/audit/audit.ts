@@ -4,7 +4,8 @@
  * changed fields, and both are scrubbed of anything named like a secret before they are written.
  * Entries expire after the configured retention (a TTL index on `at`); nothing else removes them.
  */
-import { Schema, Types, type Connection, type Model } from 'mongoose';
+import { Schema, Types, mongo, type Connection, type Model } from 'mongoose';
+import { GroupCommit, type BatchOutcome } from '../db/group-commit.js';
 import type { Logger } from '../logger.js';
 import { scrubSecrets } from './scrub.js';
 
@@ -90,6 +91,8 @@ function escapeRegex(text: string): string {
 export class AuditLog {
   readonly model: Model<AuditEvent>;
   private readonly retentionDays: number | null;
+  /** Entries recorded while an insert is on its way go in the next insert together (group commit). */
+  private readonly inserts = new GroupCommit<AuditEvent, void>((entries) => this.insert(entries));
 
   constructor(
     connection: Connection,
@@ -134,10 +137,38 @@ export class AuditLog {
       'audit',
     );
     try {
-      await this.model.create(entry);
+      await this.inserts.submit(entry);
     } catch (err) {
       this.log.error({ err, type: event.type, requestId: event.requestId }, 'failed to write audit event');
     }
+  }
+
+  /**
+   * One insert for a batch of entries, each validated against the schema first (an invalid entry fails
+   * alone). Unordered: the database tries every entry and reports each failure.
+   */
+  private async insert(entries: AuditEvent[]): Promise<BatchOutcome<void>[]> {
+    const outcomes: BatchOutcome<void>[] = [];
+    const valid: { doc: Record<string, unknown>; index: number }[] = [];
+    entries.forEach((entry, index) => {
+      const doc = new this.model(entry);
+      const invalid = doc.validateSync();
+      outcomes.push(invalid ? { ok: false, error: invalid } : { ok: true, value: undefined });
+      if (!invalid) valid.push({ doc: doc.toObject({ depopulate: true }), index });
+    });
+    if (valid.length === 0) return outcomes;
+    try {
+      await this.model.collection.insertMany(valid.map((v) => v.doc), { ordered: false });
+    } catch (err) {
+      const writeErrors = err instanceof mongo.MongoBulkWriteError && !err.writeConcernError ? [err.writeErrors].flat() : undefined;
+      if (!writeErrors) throw err;
+      for (const writeError of writeErrors) {
+        const entry = valid[writeError.index];
+        if (!entry) throw err;
+        outcomes[entry.index] = { ok: false, error: err };
+      }
+    }
+    return outcomes;
   }
 
   /** One page of entries, newest first, in a stable order: `at` then `_id`. */

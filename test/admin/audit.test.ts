@@ -5,7 +5,7 @@
  * registration token — ever reaches the audit log or the logs.
  */
 import * as oidc from 'openid-client';
-import { Types } from 'mongoose';
+import mongoose, { Types } from 'mongoose';
 import { AuditLog } from '../../src/audit/audit.js';
 import { createLogger } from '../../src/logger.js';
 import { TestSmtpServer } from '../support/smtp.js';
@@ -141,6 +141,36 @@ describe('storage', () => {
     await expect(model.updateOne({}, { $set: { outcome: 'success' } })).rejects.toThrow(/append-only/);
     await expect(model.deleteMany({})).rejects.toThrow(/append-only/);
     await expect(model.findOneAndUpdate({}, { $set: { type: 'x' } })).rejects.toThrow(/append-only/);
+  });
+
+  test('entries recorded at once go in together, each stored whole; an invalid one fails alone and is logged', async () => {
+    const logged: string[] = [];
+    const log = createLogger('silent');
+    log.error = ((obj: { type?: string }, msg: string) => void logged.push(`${obj.type}: ${msg}`)) as typeof log.error;
+    // A connection of its own with command monitoring on, to count the inserts.
+    const connection = await mongoose.createConnection(gh.dbUri, { monitorCommands: true }).asPromise();
+    const inserts: number[] = [];
+    connection.getClient().on('commandStarted', (event) => {
+      if (event.commandName === 'insert' && event.command.insert === 'audit_events') inserts.push((event.command.documents as unknown[]).length);
+    });
+    try {
+      const audit = new AuditLog(connection, log);
+      await audit.record({ type: 'test.batch', outcome: 'success', target: { kind: 'n', id: 'first' } }); // alone: nothing in flight
+      await Promise.all([
+        ...Array.from({ length: 20 }, (_, i) => audit.record({ type: 'test.batch', outcome: 'success', target: { kind: 'n', id: String(i) } })),
+        audit.record({ type: 'test.batch.invalid', outcome: 'maybe' as never }),
+      ]);
+    } finally {
+      await connection.close();
+    }
+    expect(inserts[0]).toBe(1);
+    expect(inserts.slice(1).reduce((a, b) => a + b, 0)).toBe(20);
+    expect(inserts.length).toBeLessThanOrEqual(3);
+    const stored = await auditEntries(gh, { type: 'test.batch' });
+    expect(stored.map((e) => (e as { target: { id: string } }).target.id).sort()).toEqual(['first', ...Array.from({ length: 20 }, (_, i) => String(i))].sort());
+    expect(stored.every((e) => e.outcome === 'success' && e.at instanceof Date)).toBe(true);
+    expect(await auditEntries(gh, { type: 'test.batch.invalid' })).toEqual([]);
+    expect(logged).toEqual(['test.batch.invalid: failed to write audit event']);
   });
 
   test('values under secret-sounding keys are scrubbed whatever the caller passes', async () => {
