@@ -364,6 +364,42 @@ test('an authenticator app left by an abandoned enrolment does not survive the r
   expect(await gh.services.factors.totp.isEnrolled(subject)).toBe(false);
 });
 
+test('after the password the sign-in state is stored once, with its method: a reload shows the same code page and sends nothing', async () => {
+  await account('rita', 'US');
+  await enrolByEmail('rita');
+  const since = smtp.received.length;
+  const attempt = await password('rita');
+  expect(attempt.after.body).toContain('Enter the code we emailed to r•••@example.com');
+  const uid = /\/interaction\/([^/?#]+)/.exec(attempt.page.url)![1]!;
+  const accountId = (await gh.services.accounts.findByLogin('rita'))!.accountId;
+  expect(await gh.services.signInStates.model.findById(uid).lean()).toMatchObject({ accountId, step: 'second-factor', method: 'email-otp', amr: ['pwd'], deferralAllowed: false });
+  const code = await mailedCode('rita@example.com', since);
+
+  const reloaded = await attempt.browser.follow(`${gh.url}/interaction/${uid}`, isCallback);
+  expect(reloaded.status).toBe(200);
+  expect(reloaded.body).toContain('Enter the code we emailed to r•••@example.com');
+  expect(reloaded.body).not.toContain('name="password"');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(smtp.received.filter((m) => m.to.includes('rita@example.com')).length).toBe(1);
+
+  const page = await post(attempt, reloaded, '/second-factor', { code });
+  expect(await claimsOf(attempt, page)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'] });
+  expect(await gh.services.signInStates.model.findById(uid).lean()).toBeNull();
+});
+
+test('enrolled, but no method is usable: the page says so, and so does a reload (the state was stored)', async () => {
+  await account('nora', 'US');
+  await gh.services.accounts.model.updateOne({ userId: 'nora' }, { $set: { email: null, mfa: { enrolledAt: new Date(), defaultMethod: 'email-otp', deferrals: 0 } } });
+  const attempt = await password('nora');
+  expect(attempt.after.status).toBe(403);
+  expect(attempt.after.body).toContain('None of your verification methods is available');
+  const uid = /\/interaction\/([^/?#]+)/.exec(attempt.page.url)![1]!;
+  expect(await gh.services.signInStates.model.findById(uid).lean()).toMatchObject({ step: 'second-factor', method: null });
+  const reloaded = await attempt.browser.follow(`${gh.url}/interaction/${uid}`, isCallback);
+  expect(reloaded.status).toBe(403);
+  expect(reloaded.body).toContain('None of your verification methods is available');
+});
+
 test('a step page without a password first is refused', async () => {
   const attempt = await startAuthorization(rp);
   const { hidden } = findForm(attempt.page.body, '/login');

@@ -343,13 +343,15 @@ export class SignInFlow {
       return this.finishLogin({ ctx, details, state, account });
     }
     if (requirement.kind === 'second-factor') {
-      const state = await this.deps.states.start({ ...base, step: 'second-factor', deferralAllowed: false });
+      const state: SignInState = { ...base, step: 'second-factor', deferralAllowed: false };
       // A remembered device skips the code after a fresh password — unless the request demands MFA.
       if (passwordAt && policy.trustedDevice.enabled && !demandsMfa(details.params) && (await this.deviceIsTrusted(ctx, account))) {
+        await this.deps.states.start(state);
         await this.audit({ ctx, details, accountId: account.accountId }, 'signin.trusted_device', 'success');
         return this.finishLogin({ ctx, details, state, account });
       }
-      return this.secondFactorStep.begin({ ctx, details, state, account });
+      // The step stores the new state itself, together with the method it starts with (one write).
+      return this.secondFactorStep.begin({ ctx, details, state, account }, { stored: false });
     }
     if (!passwordAt) {
       // Enrolment binds new factors to the account: never on the strength of a session alone.
@@ -425,7 +427,8 @@ export class SignInFlow {
 }
 
 export interface SecondFactorStepApi {
-  begin(current: Current): Promise<Outcome>;
+  /** `stored: false`: `current.state` is new and not stored yet; the step stores it (with its method). */
+  begin(current: Current, options?: { stored?: boolean }): Promise<Outcome>;
   page(current: Current, extra?: Record<string, unknown>, status?: number): Promise<Outcome>;
 }
 

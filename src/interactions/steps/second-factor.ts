@@ -54,13 +54,22 @@ export class SecondFactorStep implements SecondFactorStepApi {
     return this.flow.view(current.details, 'error', { title: 'Cannot verify', heading: 'We cannot verify you right now', message: 'None of your verification methods is available. Contact your administrator.', detail: null, code: 'no_second_factor' }, 403);
   }
 
-  /** Enters the step with the account's default method (sending a code when that method needs one). */
-  async begin(current: Current): Promise<Outcome> {
+  /**
+   * Enters the step with the account's default method (sending a code when that method needs one). A new
+   * state (`stored: false`, straight after the password) is stored here with that method already set, before
+   * any code is sent, instead of being stored and then updated with the method.
+   */
+  async begin(current: Current, options: { stored?: boolean } = {}): Promise<Outcome> {
     const method = (await this.methods(current))[0];
+    if (options.stored === false) {
+      const state = await this.flow.deps.states.start(method ? { ...current.state, step: 'second-factor', method } : current.state);
+      return method ? this.use({ ...current, state }, method, undefined, { recorded: true }) : this.noMethod(current);
+    }
     return method ? this.use(current, method) : this.noMethod(current);
   }
 
-  private async use(current: Current, method: SecondFactorMethod, notice?: string): Promise<Outcome> {
+  /** `recorded`: the state already says this step and method (just stored by `begin`). */
+  private async use(current: Current, method: SecondFactorMethod, notice?: string, { recorded = false } = {}): Promise<Outcome> {
     const { deps } = this.flow;
     let error: string | null = null;
     if (method === 'email-otp' || method === 'sms-otp') {
@@ -68,7 +77,7 @@ export class SecondFactorStep implements SecondFactorStepApi {
       if (!sent.ok) error = sendMessage(sent);
       await this.flow.audit({ ...current, accountId: current.account.accountId }, 'signin.code_sent', sent.ok ? 'success' : 'failure', { method, ...(sent.ok ? {} : { reason: sent.reason }) });
     }
-    const state = await deps.states.update(current.details.uid, { step: 'second-factor', method });
+    const state = recorded ? current.state : await deps.states.update(current.details.uid, { step: 'second-factor', method });
     return this.page({ ...current, state: state ?? current.state }, { error, notice: error ? null : (notice ?? null) });
   }
 
