@@ -6,7 +6,7 @@
  */
 import * as oidc from 'openid-client';
 import mongoose, { Types } from 'mongoose';
-import { AuditLog } from '../../src/audit/audit.js';
+import { AuditLog, invalidEntry } from '../../src/audit/audit.js';
 import { createLogger } from '../../src/logger.js';
 import { TestSmtpServer } from '../support/smtp.js';
 import { discover, exchange, isCallback, RP_REDIRECT, signIn, startAuthorization } from '../support/rp.js';
@@ -171,6 +171,18 @@ describe('storage', () => {
     expect(stored.every((e) => e.outcome === 'success' && e.at instanceof Date)).toBe(true);
     expect(await auditEntries(gh, { type: 'test.batch.invalid' })).toEqual([]);
     expect(logged).toEqual(['test.batch.invalid: failed to write audit event']);
+  });
+
+  test('an entry is checked against the schema before it is written', () => {
+    const at = new Date();
+    expect(invalidEntry({ type: 'x', outcome: 'success', at, actor: { kind: 'account', id: 'a1' }, details: { n: 1 } })).toBeUndefined();
+    expect(invalidEntry({ type: '', outcome: 'success', at })).toMatch(/type/);
+    expect(invalidEntry({ type: 'x', outcome: 'maybe' as never, at })).toMatch(/outcome/);
+    expect(invalidEntry({ type: 'x', outcome: 'failure', at: new Date(Number.NaN) })).toMatch(/at/);
+    expect(invalidEntry({ type: 'x', outcome: 'failure', at, ip: 42 as never })).toMatch(/ip/);
+    expect(invalidEntry({ type: 'x', outcome: 'failure', at, actor: { kind: 'account', id: 7 as never } })).toMatch(/actor.id/);
+    expect(invalidEntry({ type: 'x', outcome: 'failure', at, target: { kind: 'a', id: 'b', extra: 1 } as never })).toMatch(/target.extra/);
+    expect(invalidEntry({ type: 'x', outcome: 'failure', at, details: ['list'] as never })).toMatch(/details/);
   });
 
   test('values under secret-sounding keys are scrubbed whatever the caller passes', async () => {
