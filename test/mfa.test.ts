@@ -387,6 +387,24 @@ test('after the password the sign-in state is stored once, with its method: a re
   expect(await gh.services.signInStates.model.findById(uid).lean()).toBeNull();
 });
 
+test('a verified code adds its amr to what the stored state holds, once, and consumes the state: the same post again is refused', async () => {
+  await account('sam', 'US');
+  await enrolByEmail('sam');
+  const since = smtp.received.length;
+  const attempt = await password('sam');
+  const uid = /\/interaction\/([^/?#]+)/.exec(attempt.page.url)![1]!;
+  // As if a mobile number had been verified earlier in this interaction, and an app code too.
+  await gh.services.signInStates.model.updateOne({ _id: uid }, { $set: { amr: ['pwd', 'sms', 'otp'] } });
+  const code = await mailedCode('sam@example.com', since);
+  const done = await post(attempt, attempt.after, '/second-factor', { code });
+  expect(await claimsOf(attempt, done)).toMatchObject({ amr: ['pwd', 'sms', 'otp', 'mfa'], acr: MFA });
+  expect(await gh.services.signInStates.model.findById(uid).lean()).toBeNull();
+
+  const again = await attempt.browser.submit(attempt.after, '/second-factor', { code }, isCallback);
+  expect(again.status).toBe(400);
+  expect(isCallback(again.url)).toBe(false);
+});
+
 test('enrolled, but no method is usable: the page says so, and so does a reload (the state was stored)', async () => {
   await account('nora', 'US');
   await gh.services.accounts.model.updateOne({ userId: 'nora' }, { $set: { email: null, mfa: { enrolledAt: new Date(), defaultMethod: 'email-otp', deferrals: 0 } } });

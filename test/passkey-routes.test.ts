@@ -210,3 +210,28 @@ test('changing the password at /account needs the current one, applies the rules
   expect(await lastEvent('account.password_changed')).toMatchObject({ outcome: 'success', details: { trustedDevicesRevoked: 1 } });
   expect((await login.browser.request(`${gh.url}/account?done=password`)).body).toContain('Your password was changed');
 });
+
+test('a passkey as the second factor after the password: its amr is added to the password\'s, and the sign-in state is consumed', async () => {
+  const { accountId, authenticator } = await accountWithPasskey();
+  await gh.services.accounts.model.updateOne({ accountId }, { $set: { mfa: { enrolledAt: new Date(), defaultMethod: 'webauthn', deferrals: 0 } } });
+  const login = await loginPage();
+  const afterPassword = await login.browser.submit(login.attempt.page, '/login', { login: `pk${serial}`, password: PASSWORD }, isCallback);
+  expect(afterPassword.body).toContain('Use your passkey or security key');
+  const csrf = findForm(afterPassword.body, '/second-factor').hidden.csrf!;
+  const uid = /\/interaction\/([^/?#]+)/.exec(login.base)![1]!;
+  expect(await gh.services.signInStates.model.findById(uid).lean()).toMatchObject({ step: 'second-factor', method: 'webauthn', amr: ['pwd'] });
+
+  const options = await postJson(login.browser, `${login.base}/second-factor/passkey/options`, { csrf });
+  expect(options.status).toBe(200);
+  const response = authenticator.get(options.json.options, origin);
+  const verified = await postJson(login.browser, `${login.base}/second-factor/passkey/verify`, { csrf, response });
+  expect(verified.json).toEqual({ ok: true, redirect: expect.stringContaining('/auth/') });
+  expect(await gh.services.signInStates.model.findById(uid).lean()).toBeNull();
+  const callback = await login.browser.follow(verified.json.redirect, isCallback);
+  const tokens = await exchange(rp, login.attempt, callback.url);
+  expect(tokens.claims()).toMatchObject({ sub: accountId, amr: ['pwd', 'hwk', 'user', 'mfa'], acr: 'urn:gatehouse:acr:mfa' });
+
+  // The step is over: the same answer again is refused.
+  const again = await postJson(login.browser, `${login.base}/second-factor/passkey/verify`, { csrf, response });
+  expect(again.status).toBe(400);
+});

@@ -170,11 +170,22 @@ export class SignInFlow {
     return { ctx, details, state, account };
   }
 
-  /** Hands the login to oidc-provider: the only place a sign-in is completed. */
-  async finishLogin(current: Current): Promise<Outcome> {
-    const { ctx, details, state, account } = current;
+  /**
+   * Hands the login to oidc-provider: the only place a sign-in is completed. `verified`: the amr a factor
+   * verified by this very request earned. The state is removed and read in one command, and they are added to
+   * the amr it held — what storing them in the state ($addToSet) and then removing it did in two. If the state
+   * was gone already, the amr this request loaded is used as it stands (as before).
+   */
+  async finishLogin(current: Current, verified: string[] = []): Promise<Outcome> {
+    const { ctx, details, account } = current;
+    let { state } = current;
+    if (verified.length) {
+      const stored = await this.deps.states.take(details.uid);
+      if (stored) state = { ...stored, amr: [...stored.amr, ...verified.filter((v, i) => !stored.amr.includes(v) && verified.indexOf(v) === i)] };
+    } else {
+      await this.deps.states.finish(details.uid);
+    }
     const { amr, acr } = authenticationResult(state.amr);
-    await this.deps.states.finish(details.uid);
     await this.audit({ ctx, details, accountId: account.accountId }, 'signin.completed', 'success', { amr, acr });
     await this.noticeNewBrowser(current);
     // auth_time is when the password was entered; a step-up keeps the session's original sign-in time,

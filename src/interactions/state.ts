@@ -100,4 +100,9 @@ export class SignInStates {
   async finish(uid: string): Promise<void> {
     await this.model.deleteOne({ _id: uid }).exec();
   }
+
+  /** Removes the state and returns what it held, in one atomic command; `null` if it was gone already. */
+  async take(uid: string): Promise<SignInState | null> {
+    return this.model.findOneAndDelete({ _id: uid }).lean<SignInState>().exec();
+  }
 }

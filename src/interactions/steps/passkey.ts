@@ -150,9 +150,8 @@ export class PasskeyStep {
     }
     await deps.guesses.clear(accountId);
     await this.flow.audit({ ...current, accountId }, 'signin.second_factor', 'success', { method: 'webauthn', credentialId: outcome.credentialId });
-    const state = await deps.states.update(current.details.uid, {}, outcome.amr);
     if (remember) await this.flow.trustDevice(current);
-    return this.redirect(await this.flow.finishLogin({ ...current, state: state ?? current.state }));
+    return this.redirect(await this.flow.finishLogin(current, outcome.amr));
   }
 
   // ── enrolment (the default-method step) ─────────────────────────────────────

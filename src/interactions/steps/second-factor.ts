@@ -130,10 +130,9 @@ export class SecondFactorStep implements SecondFactorStepApi {
     }
     await deps.guesses.clear(accountId);
     await this.flow.audit({ ...current, accountId }, 'signin.second_factor', 'success', { method });
-    const state = await deps.states.update(current.details.uid, {}, outcome.amr);
     // Trust is written only now, after the second factor was verified.
     if (remember) await this.flow.trustDevice(current);
-    return this.flow.finishLogin({ ...current, state: state ?? current.state });
+    return this.flow.finishLogin(current, outcome.amr);
   }
 
   async switchMethod(current: Current, method: string): Promise<Outcome> {
