@@ -14,7 +14,9 @@
  * node, the CLI) is seen here within the TTL. The secret stays sealed in the database; only the opened
  * payload is held, in this process's memory.
  */
-import { mongo, type Collection, type Connection } from 'mongoose';
+import { mongo, type Connection } from 'mongoose';
+
+type Collection<T extends mongo.Document> = mongo.Collection<T>;
 import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { isDatabaseUnavailable } from '../db/connection.js';
@@ -440,6 +442,15 @@ class ClientAdapter implements Adapter {
   async revokeByGrantId(): Promise<void> {}
 }
 
+/**
+ * The driver's own collection rather than mongoose's wrapper around it: the adapter uses none of mongoose's
+ * schemas, casting or command buffering, and the wrapper costs CPU on every token read and write.
+ */
+function driverCollection<T extends mongo.Document>(connection: Connection, name: string): Collection<T> {
+  if (!connection.db) throw new Error('the database connection must be open before oidc-provider uses its adapter');
+  return connection.db.collection<T>(name);
+}
+
 export function createAdapterFactory(connection: Connection, secretBox: SecretBox): (name: string) => Adapter {
   const adapters = new Map<string, Adapter>();
   const store = new ArtifactStore(connection);
@@ -448,8 +459,8 @@ export function createAdapterFactory(connection: Connection, secretBox: SecretBo
     if (!adapter) {
       adapter =
         name === 'Client'
-          ? new ClientAdapter(connection.collection<ClientDocument>(CLIENTS_COLLECTION), secretBox)
-          : new ArtifactAdapter(name, connection.collection<ArtifactDocument>(collectionFor(name)), store);
+          ? new ClientAdapter(driverCollection<ClientDocument>(connection, CLIENTS_COLLECTION), secretBox)
+          : new ArtifactAdapter(name, driverCollection<ArtifactDocument>(connection, collectionFor(name)), store);
       adapters.set(name, adapter);
     }
     return adapter;
