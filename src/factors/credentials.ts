@@ -42,10 +42,23 @@ export interface CredentialSummary {
   codes?: Array<{ usedAt: Date | null }>;
 }
 
-/** The account's credentials of these types, summarised, in one round trip (the `account_type` index). */
-export async function credentialSummaries(connection: Connection, accountId: string, types: readonly string[]): Promise<CredentialSummary[]> {
+/**
+ * A summary read by the request that is about to verify an authenticator-app code: it also carries what that
+ * verification reads (the sealed secret and the last accepted time step), so the factor need not read the
+ * credential again. Only ever asked for with `forVerifying: 'totp'`; other summaries stay without secrets.
+ */
+export interface CredentialForVerifying extends CredentialSummary {
+  secretSealed?: string;
+  lastUsedStep?: number | null;
+}
+
+/**
+ * The account's credentials of these types, summarised, in one round trip (the `account_type` index).
+ * `forVerifying: 'totp'` adds the fields TOTP verification needs (`CredentialForVerifying`).
+ */
+export async function credentialSummaries(connection: Connection, accountId: string, types: readonly string[], options: { forVerifying?: string } = {}): Promise<CredentialForVerifying[]> {
   if (types.length === 0) return [];
-  return credentialsCollection(connection)
-    .find<CredentialSummary>({ accountId, type: { $in: [...types] } }, { projection: { _id: 1, accountId: 1, type: 1, confirmedAt: 1, 'codes.usedAt': 1 } })
-    .toArray();
+  const projection: Record<string, 1> = { _id: 1, accountId: 1, type: 1, confirmedAt: 1, 'codes.usedAt': 1 };
+  if (options.forVerifying === 'totp') Object.assign(projection, { secretSealed: 1, lastUsedStep: 1 });
+  return credentialsCollection(connection).find<CredentialForVerifying>({ accountId, type: { $in: [...types] } }, { projection }).toArray();
 }

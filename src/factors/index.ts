@@ -17,7 +17,7 @@ import type { Mailer } from '../notify/mailer.js';
 import type { SmsGateway } from '../notify/sms.js';
 import type { PolicySource } from '../policy/policy-store.js';
 import { CodeMac } from './code-mac.js';
-import { credentialSummaries, ensureCredentialIndexes, type CredentialSummary } from './credentials.js';
+import { credentialSummaries, ensureCredentialIndexes, type CredentialForVerifying } from './credentials.js';
 import { EmailOtpFactor } from './email-otp/email-otp.js';
 import { OtpStore } from './otp/otp-store.js';
 import type { PasswordHasher } from './password/password.js';
@@ -84,8 +84,11 @@ export interface Factors {
   webauthn: WebAuthnFactor;
   /** "Remember this device": skips the one-time code (never the password) while the trust lasts. */
   trustedDevice: TrustedDeviceFactor;
-  /** The account's credentials of these types, summarised in one round trip; each factor's `enrolledIn` judges them. */
-  credentialSummaries(accountId: string, types: readonly string[]): Promise<CredentialSummary[]>;
+  /**
+   * The account's credentials of these types, summarised in one round trip; each factor's `enrolledIn` judges them.
+   * `forVerifying: 'totp'`: with what `totp.verify` needs, to be handed to it (`CredentialForVerifying`).
+   */
+  credentialSummaries(accountId: string, types: readonly string[], options?: { forVerifying?: string }): Promise<CredentialForVerifying[]>;
 }
 
 export async function createFactors(deps: FactorDependencies): Promise<Factors> {
@@ -105,6 +108,6 @@ export async function createFactors(deps: FactorDependencies): Promise<Factors> 
     securityCode: new SecurityCodeFactor({ connection, hasher: deps.hasher, clock, log }),
     webauthn,
     trustedDevice,
-    credentialSummaries: (accountId, types) => credentialSummaries(connection, accountId, types),
+    credentialSummaries: (accountId, types, options) => credentialSummaries(connection, accountId, types, options),
   };
 }

@@ -20,32 +20,37 @@ export function createSecondFactors(factors: Factors, policies: PolicySource, ac
   const subjectOf = (account: AccountDocument) => subjectFromAccount(account);
   const policyFor = (market: string) => policies.policyFor(market);
 
+  const readMethods: SecondFactors['readMethods'] = async (account, forVerifying) => {
+    const allowed = new Set<string>([...policyFor(account.market).factors, 'webauthn']);
+    const subject = subjectOf(account);
+    // Passkeys are not a policy factor (they resist phishing, unlike codes): usable wherever the issuer can host them.
+    const stored = (['totp', 'webauthn', 'recovery-codes'] as const).filter((m) => allowed.has(m) && (m !== 'webauthn' || factors.webauthn.ceremoniesAvailable));
+    // Every stored credential the answer depends on, in one round trip (email and SMS are on the account).
+    const credentials = await factors.credentialSummaries(account.accountId, stored, forVerifying ? { forVerifying } : {});
+    const candidates: Array<[SecondFactorMethod, () => boolean | Promise<boolean>]> = [
+      ['email-otp', () => factors.emailOtp.isEnrolled(subject)],
+      ['sms-otp', () => factors.smsOtp.isEnrolled(subject)],
+      ['totp', () => factors.totp.enrolledIn(subject, credentials)],
+      ['webauthn', () => factors.webauthn.ceremoniesAvailable && factors.webauthn.enrolledIn(subject, credentials)],
+      ['recovery-codes', () => factors.recoveryCodes.enrolledIn(subject, credentials)],
+    ];
+    const usable: SecondFactorMethod[] = [];
+    for (const [method, enrolled] of candidates) {
+      if (allowed.has(method) && (await enrolled())) usable.push(method);
+    }
+    // The user's chosen default first; recovery codes are a fallback, never the default.
+    const preferred = account.mfa?.defaultMethod;
+    usable.sort((a, b) => Number(b === preferred) - Number(a === preferred) || Number(a === 'recovery-codes') - Number(b === 'recovery-codes'));
+    return { methods: usable, credentials };
+  };
+
   return {
     subjectOf,
     policyFor,
+    readMethods,
 
     async availableMethods(account) {
-      const allowed = new Set<string>([...policyFor(account.market).factors, 'webauthn']);
-      const subject = subjectOf(account);
-      // Passkeys are not a policy factor (they resist phishing, unlike codes): usable wherever the issuer can host them.
-      const stored = (['totp', 'webauthn', 'recovery-codes'] as const).filter((m) => allowed.has(m) && (m !== 'webauthn' || factors.webauthn.ceremoniesAvailable));
-      // Every stored credential the answer depends on, in one round trip (email and SMS are on the account).
-      const credentials = await factors.credentialSummaries(account.accountId, stored);
-      const candidates: Array<[SecondFactorMethod, () => boolean | Promise<boolean>]> = [
-        ['email-otp', () => factors.emailOtp.isEnrolled(subject)],
-        ['sms-otp', () => factors.smsOtp.isEnrolled(subject)],
-        ['totp', () => factors.totp.enrolledIn(subject, credentials)],
-        ['webauthn', () => factors.webauthn.ceremoniesAvailable && factors.webauthn.enrolledIn(subject, credentials)],
-        ['recovery-codes', () => factors.recoveryCodes.enrolledIn(subject, credentials)],
-      ];
-      const usable: SecondFactorMethod[] = [];
-      for (const [method, enrolled] of candidates) {
-        if (allowed.has(method) && (await enrolled())) usable.push(method);
-      }
-      // The user's chosen default first; recovery codes are a fallback, never the default.
-      const preferred = account.mfa?.defaultMethod;
-      usable.sort((a, b) => Number(b === preferred) - Number(a === preferred) || Number(a === 'recovery-codes') - Number(b === 'recovery-codes'));
-      return usable;
+      return (await readMethods(account)).methods;
     },
 
     async send(method, account, context) {
@@ -54,7 +59,7 @@ export function createSecondFactors(factors: Factors, policies: PolicySource, ac
       return toSendResult(result);
     },
 
-    async verify(method, account, code, context): Promise<VerifyOutcome> {
+    async verify(method, account, code, context, read): Promise<VerifyOutcome> {
       const subject = subjectOf(account);
       switch (method) {
         case 'email-otp':
@@ -62,7 +67,7 @@ export function createSecondFactors(factors: Factors, policies: PolicySource, ac
         case 'sms-otp':
           return factors.smsOtp.verify(subject, code, context);
         case 'totp':
-          return factors.totp.verify(subject, code);
+          return read ? factors.totp.verifyKnown(subject, code, read.credentials) : factors.totp.verify(subject, code);
         case 'recovery-codes':
           return factors.recoveryCodes.verify(subject, code);
         case 'webauthn': // the browser's JSON; the sign-in flow calls the factor directly to audit its reasons

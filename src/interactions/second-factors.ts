@@ -3,6 +3,7 @@
  * The flow speaks in "methods" (what the user picks); this maps each to its factor.
  */
 import type { AccountDocument } from '../accounts/account.model.js';
+import type { CredentialForVerifying } from '../factors/credentials.js';
 import type { ChallengeContext, FactorSubject, VerifyOutcome } from '../factors/types.js';
 import type { Policy } from '../policy/policy.js';
 import type { SecondFactorMethod } from './state.js';
@@ -20,9 +21,14 @@ export interface SecondFactors {
   policyFor(market: string): MarketPolicy;
   /** Methods this account has set up and its policy allows, default first. */
   availableMethods(account: AccountDocument): Promise<SecondFactorMethod[]>;
+  /**
+   * The same, with what was read to find them. `forVerifying`: the method the request is about to verify;
+   * the read then also brings what verifying it needs, and `verify` given this read does not read it again.
+   */
+  readMethods(account: AccountDocument, forVerifying?: SecondFactorMethod): Promise<MethodsRead>;
   /** Sends a sign-in code (email or SMS); other methods need nothing sent. */
   send(method: 'email-otp' | 'sms-otp', account: AccountDocument, context: ChallengeContext): Promise<SendResult>;
-  verify(method: SecondFactorMethod, account: AccountDocument, code: string, context: ChallengeContext): Promise<VerifyOutcome>;
+  verify(method: SecondFactorMethod, account: AccountDocument, code: string, context: ChallengeContext, read?: MethodsRead): Promise<VerifyOutcome>;
 
   setSecurityCode(account: AccountDocument, code: string): Promise<{ ok: true } | { ok: false; message: string }>;
   startPhoneVerification(account: AccountDocument, phone: string, context: ChallengeContext): Promise<SendResult>;
@@ -32,6 +38,12 @@ export interface SecondFactors {
   regenerateRecoveryCodes(account: AccountDocument): Promise<string[]>;
   /** Removes an authenticator app / un-verifies a phone that the finishing enrolment did not set up itself. */
   discardLeftovers(account: AccountDocument, keep: { totp: boolean; phone: boolean }): Promise<void>;
+}
+
+/** The account's usable methods and the credentials read to find them (`readMethods`). */
+export interface MethodsRead {
+  methods: SecondFactorMethod[];
+  credentials: readonly CredentialForVerifying[];
 }
 
 export const METHOD_LABELS: Record<SecondFactorMethod, { switchTo: string; option: string }> = {

@@ -142,3 +142,63 @@ test('the secret is never in the database in clear: sealed with the key id, boun
   expect(box.open(doc!.secretSealed, `totp:${who.accountId}`)).toBe(secret);
   expect(() => box.open(doc!.secretSealed, 'totp:someone-else')).toThrow();
 });
+
+describe('verifying over credentials the request already read (verifyKnown)', () => {
+  const readForVerifying = (accountId: string) => bed.factors.credentialSummaries(accountId, ['totp', 'webauthn', 'recovery-codes'], { forVerifying: 'totp' });
+
+  test('only a read for verifying TOTP carries the sealed secret; other summaries stay without it', async () => {
+    const { who } = await enrolled();
+    const [plain] = await bed.factors.credentialSummaries(who.accountId, ['totp']);
+    expect(plain).not.toHaveProperty('secretSealed');
+    expect(plain).not.toHaveProperty('lastUsedStep');
+    const [full] = await readForVerifying(who.accountId);
+    expect(full).toMatchObject({ type: 'totp', secretSealed: expect.stringMatching(/^v1\./), lastUsedStep: expect.any(Number) });
+  });
+
+  test('the same answers as verify: the window, replay, and an earlier step', async () => {
+    const { who, secret } = await enrolled();
+    const now = await codeAt(secret);
+    expect(await bed.factors.totp.verifyKnown(who, await codeAt(secret, 2), await readForVerifying(who.accountId))).toEqual({ ok: false, reason: 'invalid' });
+    expect(await bed.factors.totp.verifyKnown(who, now, await readForVerifying(who.accountId))).toEqual({ ok: true, amr: ['otp'] });
+    expect(await bed.factors.totp.verifyKnown(who, now, await readForVerifying(who.accountId))).toEqual({ ok: false, reason: 'used' });
+    expect(await bed.factors.totp.verifyKnown(who, await codeAt(secret, -1), await readForVerifying(who.accountId))).toEqual({ ok: false, reason: 'used' });
+    // An account without an authenticator app is not enrolled, whatever else it has.
+    expect(await bed.factors.totp.verifyKnown(subject(), now, [])).toEqual({ ok: false, reason: 'not_enrolled' });
+  });
+
+  test('a read that is stale by the time of the check cannot replay: the update on the stored step decides', async () => {
+    const { who, secret } = await enrolled();
+    const code = await codeAt(secret);
+    const stale = await readForVerifying(who.accountId); // read before the code is used
+    expect(await bed.factors.totp.verify(who, code)).toEqual({ ok: true, amr: ['otp'] });
+    expect(await bed.factors.totp.verifyKnown(who, code, stale)).toEqual({ ok: false, reason: 'used' });
+  });
+
+  test('parallel submissions of one code over the same read: exactly one is accepted', async () => {
+    const { who, secret } = await enrolled();
+    const code = await codeAt(secret);
+    const known = await readForVerifying(who.accountId);
+    const results = await Promise.all(Array.from({ length: 6 }, () => bed.factors.totp.verifyKnown(who, code, known)));
+    expect(results.filter((r) => r.ok)).toHaveLength(1);
+    expect(results.filter((r) => !r.ok && r.reason === 'used')).toHaveLength(5);
+  });
+
+  test('an authenticator replaced after the read: a code of the retired one is refused', async () => {
+    const { who, secret: oldSecret } = await enrolled();
+    const stale = await readForVerifying(who.accountId);
+    const { secret: newSecret } = await bed.factors.totp.enrol(who);
+    expect(await bed.factors.totp.confirmEnrolment(who, await codeAt(newSecret))).toEqual({ ok: true });
+    toNextStepStart();
+    const oldCode = await codeAt(oldSecret);
+    const result = await bed.factors.totp.verifyKnown(who, oldCode, stale);
+    expect(result.ok).toBe(false);
+    const [doc] = await bed.connection.collection(CREDENTIALS_COLLECTION).find({ accountId: who.accountId, type: 'totp' }).toArray();
+    expect(doc!.lastUsedStep).toBeLessThan(Math.floor(bed.clock.now().getTime() / 1000 / TOTP_PERIOD_SECONDS));
+  });
+
+  test('credentials read without the TOTP fields: the credential is read as verify reads it', async () => {
+    const { who, secret } = await enrolled();
+    const plain = await bed.factors.credentialSummaries(who.accountId, ['totp']);
+    expect(await bed.factors.totp.verifyKnown(who, await codeAt(secret), plain)).toEqual({ ok: true, amr: ['otp'] });
+  });
+});

@@ -12,7 +12,7 @@ import type { Connection } from 'mongoose';
 import QRCode from 'qrcode';
 import type { SecretBox } from '../../crypto/secret-box.js';
 import type { Logger } from '../../logger.js';
-import { credentialsCollection, type CredentialDocument, type CredentialSummary } from '../credentials.js';
+import { credentialsCollection, type CredentialDocument, type CredentialForVerifying, type CredentialSummary } from '../credentials.js';
 import type { Clock, Factor, FactorSubject, VerifyFailure, VerifyOutcome } from '../types.js';
 
 export const TOTP_PERIOD_SECONDS = 30;
@@ -141,7 +141,21 @@ export class TotpFactor implements Factor<void, TotpEnrolment, void> {
   async challenge(): Promise<void> {}
 
   async verify(subject: FactorSubject, response: string): Promise<VerifyOutcome> {
-    const credential = await this.active(subject.accountId);
+    return this.check(response, await this.active(subject.accountId));
+  }
+
+  /**
+   * `verify` over the account's credentials as this request already read them with the TOTP fields
+   * (`credentialSummaries(…, { forVerifying: 'totp' })`): the authenticator is taken from them instead of being
+   * read again. Replays are still refused by the conditional update in `check`, on that credential's `_id`: a
+   * credential removed or replaced since it was read matches nothing there.
+   */
+  async verifyKnown(subject: FactorSubject, response: string, known: readonly CredentialForVerifying[]): Promise<VerifyOutcome> {
+    const credential = this.activeIn(subject.accountId, known);
+    return this.check(response, credential === undefined ? await this.active(subject.accountId) : credential);
+  }
+
+  private async check(response: string, credential: TotpCredential | null): Promise<VerifyOutcome> {
     if (!credential) return { ok: false, reason: 'not_enrolled' };
     const now = this.deps.clock.now();
     const step = await this.matchingStep(credential, response, now);
@@ -153,6 +167,17 @@ export class TotpFactor implements Factor<void, TotpEnrolment, void> {
       { $set: { lastUsedStep: step, updatedAt: now } },
     );
     return accepted ? { ok: true, amr: ['otp'] } : { ok: false, reason: 'used' };
+  }
+
+  /**
+   * `active` over credentials already read: the newest confirmed authenticator, or null when there is none.
+   * `undefined` when they were read without the TOTP fields (then `active` must read).
+   */
+  private activeIn(accountId: string, known: readonly CredentialForVerifying[]): TotpCredential | null | undefined {
+    const confirmed = known.filter((c) => c.accountId === accountId && c.type === 'totp' && c.confirmedAt != null);
+    if (!confirmed.every((c) => typeof c.secretSealed === 'string' && c.lastUsedStep !== undefined)) return undefined;
+    const newest = confirmed.reduce<CredentialForVerifying | null>((a, c) => (a && a.confirmedAt!.getTime() >= c.confirmedAt!.getTime() ? a : c), null);
+    return newest as TotpCredential | null;
   }
 
   private async active(accountId: string): Promise<TotpCredential | null> {

@@ -6,7 +6,7 @@
 import { maskEmail, maskPhone } from '../../factors/index.js';
 import type { VerifyFailure } from '../../factors/types.js';
 import type { Current, Outcome, SecondFactorStepApi, SignInFlow } from '../flow.js';
-import { METHOD_LABELS, sendFailureMessage, type SendResult } from '../second-factors.js';
+import { METHOD_LABELS, sendFailureMessage, type MethodsRead, type SendResult } from '../second-factors.js';
 import type { SecondFactorMethod } from '../state.js';
 
 const FAILURE_MESSAGES: Record<VerifyFailure, string> = {
@@ -34,19 +34,27 @@ export class SecondFactorStep implements SecondFactorStepApi {
    * need them). Within one request of this step nothing enrols or removes a method before they are read
    * again: a verified recovery code (which can use up the last one) finishes the sign-in.
    */
-  private readonly available = new WeakMap<Current['ctx'], { accountId: string; methods: Promise<SecondFactorMethod[]> }>();
+  private readonly available = new WeakMap<Current['ctx'], { accountId: string; read: Promise<MethodsRead> }>();
 
   constructor(private readonly flow: SignInFlow) {}
 
-  /** The methods this sign-in may use: what the account has and its policy allows, minus exclusions. */
-  private async methods(current: Current): Promise<SecondFactorMethod[]> {
-    const excluded = new Set(current.state.excludeMethods ?? []);
+  /**
+   * What the account has set up, read once per request. `forVerifying`: the method this request verifies
+   * (the first thing a verifying request reads); the read then also brings what verifying it needs.
+   */
+  private read(current: Current, forVerifying?: SecondFactorMethod): Promise<MethodsRead> {
     let known = this.available.get(current.ctx);
     if (!known || known.accountId !== current.account.accountId) {
-      known = { accountId: current.account.accountId, methods: this.flow.deps.factors.availableMethods(current.account) };
+      known = { accountId: current.account.accountId, read: this.flow.deps.factors.readMethods(current.account, forVerifying) };
       this.available.set(current.ctx, known);
     }
-    return (await known.methods).filter((m) => !excluded.has(m));
+    return known.read;
+  }
+
+  /** The methods this sign-in may use: what the account has and its policy allows, minus exclusions. */
+  private async methods(current: Current, forVerifying?: SecondFactorMethod): Promise<SecondFactorMethod[]> {
+    const excluded = new Set(current.state.excludeMethods ?? []);
+    return (await this.read(current, forVerifying)).methods.filter((m) => !excluded.has(m));
   }
 
   /** Enrolled, but nothing usable is left (e.g. the policy no longer allows its factors): say so, never skip. */
@@ -114,7 +122,7 @@ export class SecondFactorStep implements SecondFactorStepApi {
     const { deps } = this.flow;
     const method = current.state.method;
     if (current.state.step !== 'second-factor' || !method) return this.flow.stepView(current);
-    if (!(await this.methods(current)).includes(method)) return this.page(current, { error: FAILURE_MESSAGES.not_enrolled }, 400);
+    if (!(await this.methods(current, method)).includes(method)) return this.page(current, { error: FAILURE_MESSAGES.not_enrolled }, 400);
     const accountId = current.account.accountId;
     // Each code has its own cap; this bounds guessing per account across sign-ins and methods (TOTP, recovery codes).
     if (!(await deps.guesses.take(accountId))) {
@@ -122,7 +130,8 @@ export class SecondFactorStep implements SecondFactorStepApi {
       await deps.states.finish(current.details.uid);
       return this.flow.view(current.details, 'error', { title: 'Too many attempts', heading: 'Too many wrong codes', message: 'For your security, verification is paused for this account. Try again in 15 minutes.', detail: null, code: 'too_many_attempts' }, 429);
     }
-    const outcome = await deps.factors.verify(method, current.account, code, this.flow.challengeContext(current.ctx, current.details));
+    // The authenticator app's credential comes from the read above, not read again.
+    const outcome = await deps.factors.verify(method, current.account, code, this.flow.challengeContext(current.ctx, current.details), await this.read(current));
     if (!outcome.ok) {
       await this.flow.audit({ ...current, accountId }, 'signin.second_factor', 'failure', { method, reason: outcome.reason });
       const left = outcome.reason === 'invalid' && outcome.attemptsLeft !== undefined ? ` ${outcome.attemptsLeft} ${outcome.attemptsLeft === 1 ? 'try' : 'tries'} left.` : '';
