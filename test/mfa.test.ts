@@ -405,6 +405,23 @@ test('a verified code adds its amr to what the stored state holds, once, and con
   expect(isCallback(again.url)).toBe(false);
 });
 
+test('a sign-in complete after the password stores no state, and removes one an earlier step of the interaction left', async () => {
+  await account('leftover', 'US');
+  await enrolByEmail('leftover');
+  const attempt = await password('leftover');
+  const uid = /\/interaction\/([^/?#]+)/.exec(attempt.page.url)![1]!;
+  expect(await gh.services.signInStates.model.findById(uid).lean()).toMatchObject({ step: 'second-factor', method: 'email-otp' });
+  // The account moves to a market where the password alone signs in; the sign-in page of the same interaction is sent again.
+  await gh.services.accounts.model.updateOne({ userId: 'leftover' }, { $set: { market: 'LAB' }, $unset: { mfa: '' } });
+  const done = await attempt.browser.submit(attempt.page, '/login', { login: 'leftover', password: PASSWORD }, isCallback);
+  expect(await claimsOf(attempt, done)).toMatchObject({ amr: ['pwd'], acr: 'urn:gatehouse:acr:pwd' });
+  expect(await gh.services.signInStates.model.findById(uid).lean()).toBeNull();
+
+  const again = await password('leftover');
+  expect(isCallback(again.after.url)).toBe(true);
+  expect(await gh.services.signInStates.model.countDocuments({ accountId: (await gh.services.accounts.findByLogin('leftover'))!.accountId })).toBe(0);
+});
+
 test('enrolled, but no method is usable: the page says so, and so does a reload (the state was stored)', async () => {
   await account('nora', 'US');
   await gh.services.accounts.model.updateOne({ userId: 'nora' }, { $set: { email: null, mfa: { enrolledAt: new Date(), defaultMethod: 'email-otp', deferrals: 0 } } });

@@ -349,15 +349,15 @@ export class SignInFlow {
       amr,
       expiresAt: this.stateExpiry(details),
     };
+    // A sign-in that is complete now is not stored first: finishLogin only removes a state left by an earlier
+    // step of this interaction (storing it here and removing it there came to the same).
     if (requirement.kind === 'none') {
-      const state = await this.deps.states.start({ ...base, step: 'second-factor', deferralAllowed: false });
-      return this.finishLogin({ ctx, details, state, account });
+      return this.finishLogin({ ctx, details, state: { ...base, step: 'second-factor', deferralAllowed: false }, account });
     }
     if (requirement.kind === 'second-factor') {
       const state: SignInState = { ...base, step: 'second-factor', deferralAllowed: false };
       // A remembered device skips the code after a fresh password — unless the request demands MFA.
       if (passwordAt && policy.trustedDevice.enabled && !demandsMfa(details.params) && (await this.deviceIsTrusted(ctx, account))) {
-        await this.deps.states.start(state);
         await this.audit({ ctx, details, accountId: account.accountId }, 'signin.trusted_device', 'success');
         return this.finishLogin({ ctx, details, state, account });
       }

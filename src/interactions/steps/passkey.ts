@@ -15,6 +15,7 @@
 import type { AuthenticationFailure, WebAuthnFactor } from '../../factors/webauthn/webauthn.js';
 import { SIGN_IN_LOCKED, type Current, type Details, type SignInFlow } from '../flow.js';
 import { hasPossessionFactor } from '../requirements.js';
+import type { SignInState } from '../state.js';
 import type { Context } from 'koa';
 
 export interface JsonOutcome {
@@ -103,7 +104,8 @@ export class PasskeyStep {
     }
     await audit('success', { amr: outcome.amr });
     const now = deps.clock.now();
-    const state = await deps.states.start({
+    // Complete now: not stored first (finishLogin removes any state an earlier step of this interaction left).
+    const state: SignInState = {
       _id: details.uid,
       accountId,
       // The passkey is the primary authentication: auth_time is now.
@@ -113,7 +115,7 @@ export class PasskeyStep {
       step: 'second-factor',
       deferralAllowed: false,
       expiresAt: this.flow.stateExpiry(details),
-    });
+    };
     const finished = await this.flow.finishLogin({ ctx, details, state, account });
     return this.redirect(finished);
   }
