@@ -422,6 +422,31 @@ test('a sign-in complete after the password stores no state, and removes one an 
   expect(await gh.services.signInStates.model.countDocuments({ accountId: (await gh.services.accounts.findByLogin('leftover'))!.accountId })).toBe(0);
 });
 
+test('each step reads the account as it is then: a changed address shows, a disabled or deleted account is refused', async () => {
+  for (const userId of ['cora', 'dora', 'flora']) {
+    await account(userId, 'US');
+    await enrolByEmail(userId);
+  }
+  const cora = await password('cora');
+  expect(cora.after.body).toContain('Enter the code we emailed to c•••@example.com');
+  await gh.services.accounts.model.updateOne({ userId: 'cora' }, { $set: { email: 'zed@example.org', emailLower: 'zed@example.org' } });
+  const wrong = await post(cora, cora.after, '/second-factor', { code: '000000' });
+  expect(wrong.status).toBe(401);
+  expect(wrong.body).toContain('Enter the code we emailed to z•••@example.org');
+
+  const dora = await password('dora');
+  await gh.services.accounts.model.updateOne({ userId: 'dora' }, { $set: { status: 'disabled' } });
+  const disabled = await post(dora, dora.after, '/second-factor', { code: '000000' });
+  expect(disabled.status).toBe(400);
+  expect(disabled.body).toContain('This sign-in step has expired');
+
+  const flora = await password('flora');
+  await gh.services.accounts.model.deleteOne({ userId: 'flora' });
+  const deleted = await post(flora, flora.after, '/second-factor', { code: '000000' });
+  expect(deleted.status).toBe(400);
+  expect(deleted.body).toContain('This sign-in step has expired');
+});
+
 test('enrolled, but no method is usable: the page says so, and so does a reload (the state was stored)', async () => {
   await account('nora', 'US');
   await gh.services.accounts.model.updateOne({ userId: 'nora' }, { $set: { email: null, mfa: { enrolledAt: new Date(), defaultMethod: 'email-otp', deferrals: 0 } } });

@@ -159,11 +159,16 @@ export class SignInFlow {
     return new Date(this.deps.clock.now().getTime() + remainingMs);
   }
 
-  /** Loads the interaction's progress; a step page without progress is an expired or forged post. */
+  /**
+   * Loads the interaction's progress and its account (one round trip: the state brings the account along);
+   * a step page without progress is an expired or forged post.
+   */
   async current(ctx: Context): Promise<Current> {
     const details = await this.details(ctx);
-    const state = details.prompt.name === 'login' ? await this.deps.states.get(details.uid, this.deps.clock.now()) : null;
-    const account = state ? await this.deps.accounts.findByAccountId(state.accountId) : null;
+    const { accounts } = this.deps;
+    const found = details.prompt.name === 'login' ? await this.deps.states.getWithAccount(details.uid, this.deps.clock.now(), accounts.model.collection.collectionName) : null;
+    const state = found?.state ?? null;
+    const account = found?.account ? (accounts.model.hydrate(found.account) as AccountDocument) : null;
     if (!state || !account || account.status !== 'active') {
       throw Object.assign(new Error('This sign-in step has expired. Go back to the application and sign in again.'), { status: 400, expose: true });
     }

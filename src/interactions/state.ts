@@ -85,6 +85,23 @@ export class SignInStates {
     return state && state.expiresAt > now ? state : null;
   }
 
+  /**
+   * `get`, together with the account the state names as stored in `accountsCollection` (raw, for the caller to
+   * hydrate), in one round trip: `$lookup` on the accounts' unique `accountId` index. `account` is null when
+   * the account is gone.
+   */
+  async getWithAccount(uid: string, now: Date, accountsCollection: string): Promise<{ state: SignInState; account: Record<string, unknown> | null } | null> {
+    const [found] = await this.model
+      .aggregate<SignInState & { _account: Array<Record<string, unknown>> }>([
+        { $match: { _id: uid } },
+        { $lookup: { from: accountsCollection, localField: 'accountId', foreignField: 'accountId', as: '_account' } },
+      ])
+      .exec();
+    if (!found || !(found.expiresAt > now)) return null;
+    const { _account: accounts, ...state } = found;
+    return { state, account: accounts[0] ?? null };
+  }
+
   async start(state: SignInState): Promise<SignInState> {
     await this.model.replaceOne({ _id: state._id }, state, { upsert: true }).exec();
     return state;
