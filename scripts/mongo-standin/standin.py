@@ -1260,6 +1260,10 @@ def pid_alive(pid):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # One thread per client connection, all under the GIL: with Python's default 5 ms switch interval a
+    # reply ready on one connection can wait 5 ms for a thread busy on another. A mongod answers in
+    # microseconds; a shorter interval keeps the stand-in's round trips closer to that.
+    sys.setswitchinterval(0.0005)
     try:
         standin = StandIn(data_file=args.data_file)
     except Exception as exc:
