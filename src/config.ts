@@ -34,6 +34,32 @@ const rateLimitRule = z.object({
 });
 const rateLimitBucket = z.object({ ip: rateLimitRule, identifier: rateLimitRule });
 
+/** An RFC 8707 resource indicator: an absolute URI without a fragment. */
+function isResourceIndicator(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol.length > 1 && !value.includes('#');
+  } catch {
+    return false;
+  }
+}
+
+/** An API that clients may ask access tokens for (RFC 8707 `resource`): src/oidc/resource-servers.ts. */
+const resourceServer = z
+  .object({
+    scopes: z
+      .array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be a scope name (printable characters, no spaces, quotes or backslashes)'))
+      .min(1, 'must name at least one scope')
+      .max(100),
+    accessTokenFormat: z.enum(['jwt', 'opaque']).default('jwt'),
+    signingAlg: z.enum(['ES256', 'RS256']).default('ES256'),
+    // null → ttl.accessTokenSeconds (ttl.clientCredentialsSeconds for client_credentials tokens).
+    accessTokenSeconds: z.number().int().min(30).max(86_400).nullable().default(null),
+    // Client ids allowed to ask for it; null → every client.
+    clients: z.array(z.string().min(1)).nullable().default(null),
+  })
+  .strict();
+
 const configSchema = z
   .object({
     env: z.enum(['development', 'production', 'test']),
@@ -120,6 +146,11 @@ const configSchema = z
       signin: rateLimitBucket,
       'code-send': rateLimitBucket,
       recovery: rateLimitBucket,
+    }),
+    resourceServers: z.record(z.string(), resourceServer).superRefine((servers, ctx) => {
+      for (const indicator of Object.keys(servers)) {
+        if (!isResourceIndicator(indicator)) ctx.addIssue({ code: 'custom', path: [indicator], message: 'must be an absolute URI without a fragment' });
+      }
     }),
     demo: z.object({
       enabled: z.boolean(),

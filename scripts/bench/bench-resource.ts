@@ -1,14 +1,12 @@
 /**
- * JWT access tokens for client_credentials. In oidc-provider 9 the token format is a property of the
- * resource server the token is for: `features.resourceIndicators` (enabled by default) asks
- * `getResourceServerInfo(ctx, resource, client)`, and an answer with `accessTokenFormat: 'jwt'` makes
+ * JWT access tokens for client_credentials, on the baseline. In oidc-provider 9 the token format is a
+ * property of the resource server the token is for: `features.resourceIndicators` (enabled by default)
+ * asks `getResourceServerInfo(ctx, resource, client)`, and an answer with `accessTokenFormat: 'jwt'` makes
  * the token a signed JWT (ES256 here) that is not stored. Without a `resource` parameter the token is
  * opaque and stored through the adapter.
  *
- * Gatehouse does not configure getResourceServerInfo yet (every `resource` gets invalid_target), so
- * the bench adds exactly this one resource server to both targets: to Gatehouse through
- * provider-shim.ts, to the baseline directly. Any other resource indicator falls through to whatever
- * the configuration already answers.
+ * The baseline gets exactly this one resource server here; Gatehouse gets the same API through its own
+ * configuration (`resourceServers`, src/oidc/resource-servers.ts), set by gatehouse-child.ts.
  */
 import { errors, type Configuration, type ResourceServer } from 'oidc-provider';
 import { BENCH_RESOURCE } from './fixtures.js';

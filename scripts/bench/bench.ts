@@ -48,8 +48,6 @@ export interface BenchOptions {
   dbUri?: string;
   /** UV_THREADPOOL_SIZE for both targets. */
   threadpoolSize: number;
-  /** Add the bench JWT resource server to Gatehouse (without it, the JWT scenario cannot run on Gatehouse). */
-  jwtShim: boolean;
   /**
    * Write a main-thread CPU profile of both targets for every measured run into the log folder, and
    * summarise it in the result. For finding costs only: profiling slows the targets down.
@@ -74,7 +72,6 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   scenarios: [],
   gatehouseCode: 'build',
   threadpoolSize: defaultThreadpoolSize(),
-  jwtShim: true,
   profile: false,
 };
 
@@ -119,7 +116,7 @@ export interface BenchResult {
   elapsedSec: number;
   machine: { cpus: number; cpuModel: string; memoryGiB: number; os: string; node: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
   database: { kind: string; uri: string; standIn: boolean; serverProcess?: string };
-  gatehouse: { code: string; nodeEnv: string; logLevel: unknown; jwtShim: boolean; pid?: number };
+  gatehouse: { code: string; nodeEnv: string; logLevel: unknown; pid?: number };
   baseline: { oidcProvider: string };
   options: Omit<BenchOptions, 'progress'>;
   threadpoolSize: number;
@@ -212,7 +209,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
         'gatehouse',
         new URL('./gatehouse-child.ts', import.meta.url),
         {
-          env: { ...targetEnv, BENCH_BUILD_DIR: codeDir, BENCH_MODULE_EXT: moduleExt, BENCH_DB_URI: database.uri, BENCH_JWT_SHIM: options.jwtShim ? '1' : '0' },
+          env: { ...targetEnv, BENCH_BUILD_DIR: codeDir, BENCH_MODULE_EXT: moduleExt, BENCH_DB_URI: database.uri },
           cwd: PROJECT_ROOT,
           logFile: path.join(logDir, 'gatehouse.log'),
         },
@@ -341,7 +338,6 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
         code: options.gatehouseCode === 'source' ? 'TypeScript sources through tsx (not a production build)' : 'production build (dist/)',
         nodeEnv: String(gatehouse.info.nodeEnv),
         logLevel: gatehouse.info.logLevel,
-        jwtShim: options.jwtShim,
         ...(gatehouse.pid ? { pid: gatehouse.pid } : {}),
       },
       baseline: { oidcProvider: `oidc-provider ${oidcProviderVersion()}, bare, in-memory adapter` },

@@ -7,11 +7,10 @@
  *  - the MongoDB connection is opened here, with the driver's command monitoring on, and handed to
  *    startGatehouse (its `database` option), so every command Gatehouse sends is counted;
  *  - the HTTP server listens on 127.0.0.1 only (startGatehouse binds every interface);
- *  - the bench JWT resource server (bench-resource.ts), through provider-shim-hooks.mjs, unless
- *    BENCH_JWT_SHIM=0.
+ *  - the bench API (fixtures.ts BENCH_RESOURCE) in the configuration's `resourceServers`, as an operator
+ *    would configure one: JWT access tokens signed ES256.
  */
 import http from 'node:http';
-import { register } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import mongoose from 'mongoose';
@@ -20,24 +19,17 @@ import type * as ConfigModule from '../../src/config.js';
 import type * as LoggerModule from '../../src/logger.js';
 import type * as ServerModule from '../../src/server.js';
 import { announceReady, Meter, serveControl, type SeedResult } from './protocol.js';
-import type { Fixtures } from './fixtures.js';
+import { BENCH_RESOURCE, type Fixtures } from './fixtures.js';
 
 const buildDir = process.env.BENCH_BUILD_DIR;
 const dbUri = process.env.BENCH_DB_URI;
 if (!buildDir || !dbUri) throw new Error('gatehouse-child needs BENCH_BUILD_DIR and BENCH_DB_URI');
-const jwtShim = process.env.BENCH_JWT_SHIM !== '0';
 // Off only to measure what the monitoring itself costs (then no round trips are counted).
 const commandMonitoring = process.env.BENCH_COMMAND_MONITORING !== '0';
 
 // A build has .js modules; BENCH_MODULE_EXT=.ts runs the TypeScript sources instead (smoke test only).
 const moduleExt = process.env.BENCH_MODULE_EXT ?? '.js';
 const built = (file: string) => pathToFileURL(path.join(buildDir, 'src', file.replace(/\.js$/, moduleExt))).href;
-
-if (jwtShim) {
-  register('./provider-shim-hooks.mjs', import.meta.url, {
-    data: { providerModuleUrl: built('oidc/provider.js'), shimUrl: new URL('./provider-shim.ts', import.meta.url).href },
-  });
-}
 
 // Only loopback: the bench never exposes a port beyond this machine.
 const listen = http.Server.prototype.listen;
@@ -51,7 +43,14 @@ const { createLogger } = (await import(built('logger.js'))) as typeof LoggerModu
 const { startGatehouse } = (await import(built('server.js'))) as typeof ServerModule;
 
 const meter = new Meter();
-const config = loadConfig({ env: { ...process.env, PORT: '0', MONGODB_URI: dbUri } });
+const config = loadConfig({
+  env: { ...process.env, PORT: '0', MONGODB_URI: dbUri },
+  overrides: {
+    resourceServers: {
+      [BENCH_RESOURCE.indicator]: { scopes: [BENCH_RESOURCE.scope], accessTokenFormat: 'jwt', signingAlg: 'ES256', accessTokenSeconds: BENCH_RESOURCE.accessTokenTTL },
+    },
+  },
+});
 // Every simulated browser signs in from 127.0.0.1, so the per-IP sign-in limit (30 per 5 minutes by
 // default) would answer most of the load with 429s. The limiter still runs and counts every attempt (its
 // round trips and CPU are measured); only its thresholds are raised out of the load's reach.
@@ -129,7 +128,6 @@ announceReady(gatehouse.url, {
   nodeEnv: config.env,
   argon2: config.password.argon2,
   logLevel: config.logLevel,
-  jwtShim,
   commandMonitoring,
   uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? '4 (Node default)',
 });

@@ -22,7 +22,6 @@ const HELP = `Usage: npm run bench -- [options]
   --db-uri URI            MongoDB server to use (default: what the tests use: MONGODB_URI, a local mongod, else the stand-in)
   --no-build              use dist/ as it is instead of running npm run build first
   --source                run Gatehouse from its TypeScript sources (quick checks only; not a production build)
-  --no-jwt-shim           do not add the bench JWT resource server to Gatehouse (the cc-jwt scenario then fails on it)
   --profile               also write CPU profiles of both targets per scenario and summarise them
                           (finding costs only: profiling slows the targets, so do not record those figures)
   --json FILE             also write every figure as JSON to FILE
@@ -52,7 +51,6 @@ const { values } = parseArgs({
     'db-uri': { type: 'string' },
     'no-build': { type: 'boolean' },
     source: { type: 'boolean' },
-    'no-jwt-shim': { type: 'boolean' },
     profile: { type: 'boolean' },
     json: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -76,7 +74,6 @@ const options: Partial<BenchOptions> = {
   scenarios: values.scenarios ? values.scenarios.split(',').map((s) => s.trim()).filter(Boolean) : [],
   threadpoolSize: Math.max(1, Math.round(positive('threadpool', values.threadpool, DEFAULT_OPTIONS.threadpoolSize, 1024))),
   gatehouseCode: values.source ? 'source' : values['no-build'] ? 'existing' : 'build',
-  jwtShim: !values['no-jwt-shim'],
   profile: Boolean(values.profile),
   ...(values['db-uri'] ? { dbUri: values['db-uri'] } : {}),
   progress: (line) => process.stderr.write(`[bench] ${line}\n`),

@@ -117,7 +117,7 @@ export const SCENARIOS: Scenario[] = [
     number: '1b',
     title: 'client_credentials (JWT ES256)',
     op: 'token request',
-    note: `resource=${BENCH_RESOURCE.indicator}: on Gatehouse through the bench's provider shim (Gatehouse configures no resource server yet)`,
+    note: `resource=${BENCH_RESOURCE.indicator}: configured on Gatehouse as a resource server (resourceServers, JWT ES256), on the baseline through getResourceServerInfo`,
     async prepare(t) {
       const token = await clientCredentialsToken(t, CC_JWT_BODY);
       const { header, payload } = jwtParts(token.access_token);

@@ -8,6 +8,7 @@ import type { Config } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { AccountService } from '../accounts/accounts.js';
 import type { Logger } from '../logger.js';
+import { resourceIndicators, resourceScopesRequested } from './resource-servers.js';
 import { renderView } from '../http/render.js';
 import { collectionFor, createAdapterFactory } from './adapter.js';
 import { createFindAccount, RequestAccounts } from './claims.js';
@@ -103,6 +104,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
       revocation: { enabled: true },
       userinfo: { enabled: true },
       clientCredentials: { enabled: true },
+      resourceIndicators: resourceIndicators(config.resourceServers),
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
@@ -152,6 +154,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
       if (rejected.length) grant.rejectOIDCScope(rejected.join(' '));
       const claims = ctx.oidc.requestParamClaims;
       if (claims) grant.addOIDCClaims([...claims]);
+      for (const [indicator, scopes] of resourceScopesRequested(ctx.oidc.resourceServers, requested)) grant.addResourceScope(indicator, scopes);
       await grant.save();
       return grant;
     },

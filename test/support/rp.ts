@@ -54,10 +54,15 @@ export async function signIn(attempt: AuthorizationAttempt, login: string, passw
   return page;
 }
 
-export async function exchange(rp: oidc.Configuration, attempt: AuthorizationAttempt, callbackUrl: string) {
-  return oidc.authorizationCodeGrant(rp, new URL(callbackUrl), {
-    pkceCodeVerifier: attempt.verifier,
-    expectedState: attempt.state,
-    expectedNonce: attempt.nonce,
-  });
+export async function exchange(rp: oidc.Configuration, attempt: AuthorizationAttempt, callbackUrl: string, tokenParameters?: Record<string, string>) {
+  return oidc.authorizationCodeGrant(
+    rp,
+    new URL(callbackUrl),
+    {
+      pkceCodeVerifier: attempt.verifier,
+      expectedState: attempt.state,
+      expectedNonce: attempt.nonce,
+    },
+    tokenParameters,
+  );
 }
