@@ -4,8 +4,8 @@
  * changed fields, and both are scrubbed of anything named like a secret before they are written.
  * Entries expire after the configured retention (a TTL index on `at`); nothing else removes them.
  */
-import { Schema, Types, mongo, type Connection, type Model } from 'mongoose';
-import { GroupCommit, type BatchOutcome } from '../db/group-commit.js';
+import { Schema, Types, type Connection, type Model } from 'mongoose';
+import { failedBulkIndexes, GroupCommit, type BatchOutcome } from '../db/group-commit.js';
 import type { Logger } from '../logger.js';
 import { scrubSecrets } from './scrub.js';
 
@@ -196,13 +196,9 @@ export class AuditLog {
     try {
       await this.model.collection.insertMany(valid.map((v) => v.doc), { ordered: false });
     } catch (err) {
-      const writeErrors = err instanceof mongo.MongoBulkWriteError && !err.writeConcernError ? [err.writeErrors].flat() : undefined;
-      if (!writeErrors) throw err;
-      for (const writeError of writeErrors) {
-        const entry = valid[writeError.index];
-        if (!entry) throw err;
-        outcomes[entry.index] = { ok: false, error: err };
-      }
+      const failed = failedBulkIndexes(err);
+      if (!failed || [...failed].some((index) => valid[index] === undefined)) throw err;
+      for (const index of failed) outcomes[valid[index]!.index] = { ok: false, error: err };
     }
     return outcomes;
   }

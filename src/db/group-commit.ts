@@ -8,6 +8,7 @@
  * operation's own outcome: nothing is acknowledged before the database has it, and one operation's failure
  * is not another's.
  */
+import { mongo } from 'mongoose';
 
 /** One operation's outcome inside a batch: its value, or the error that operation alone failed with. */
 export type BatchOutcome<R> = { ok: true; value: R } | { ok: false; error: unknown };
@@ -92,4 +93,15 @@ export class GroupCommit<T, R> {
       else w.reject(outcome.error);
     });
   }
+}
+
+/**
+ * Which operations of an unordered bulk write (insertMany, bulkWrite) failed, by their index in it, when the
+ * database tried every one and reported each failure; undefined when the command failed as a whole (network,
+ * write concern), which fails them all.
+ */
+export function failedBulkIndexes(err: unknown): Set<number> | undefined {
+  if (!(err instanceof mongo.MongoBulkWriteError) || err.writeConcernError) return undefined;
+  const indexes = new Set([err.writeErrors].flat().map((writeError) => writeError.index));
+  return indexes.size > 0 ? indexes : undefined;
 }

@@ -14,13 +14,13 @@
  * node, the CLI) is seen here within the TTL. The secret stays sealed in the database; only the opened
  * payload is held, in this process's memory.
  */
-import { mongo, type Connection } from 'mongoose';
+import type { Connection, mongo } from 'mongoose';
 
 type Collection<T extends mongo.Document> = mongo.Collection<T>;
 import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { isDatabaseUnavailable } from '../db/connection.js';
-import { GroupCommit, type BatchOutcome } from '../db/group-commit.js';
+import { failedBulkIndexes, GroupCommit, type BatchOutcome } from '../db/group-commit.js';
 
 export const ARTIFACT_MODELS = [
   'Session', 'Interaction', 'AuthorizationCode', 'AccessToken', 'RefreshToken', 'Grant', 'ClientCredentials',
@@ -246,22 +246,6 @@ class ArtifactStore {
   }
 }
 
-/**
- * The records a bulk write failed for (id → its error) when the database tried every operation and reported
- * each failure; undefined when the command as a whole failed (network, write concern), which fails them all.
- */
-function failedWrites(err: unknown, ids: string[]): Map<string, unknown> | undefined {
-  if (!(err instanceof mongo.MongoBulkWriteError) || err.writeConcernError) return undefined;
-  const writeErrors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-  const failed = new Map<string, unknown>();
-  for (const writeError of writeErrors) {
-    const id = ids[writeError.index];
-    if (id === undefined) return undefined;
-    failed.set(id, err);
-  }
-  return failed.size > 0 ? failed : undefined;
-}
-
 interface PendingWrite {
   id: string;
   doc: Omit<ArtifactDocument, '_id'>;
@@ -297,9 +281,11 @@ class ArtifactAdapter implements Adapter {
       }
       return batch.map(() => ({ ok: true, value: undefined }));
     } catch (err) {
-      const failed = failedWrites(err, [...latest.keys()]);
-      if (!failed) return batch.map(() => outcomeOf(err));
-      return batch.map(({ id }) => (failed.has(id) ? outcomeOf(failed.get(id)) : { ok: true, value: undefined }));
+      const ids = [...latest.keys()];
+      const failed = failedBulkIndexes(err);
+      if (!failed || [...failed].some((index) => ids[index] === undefined)) return batch.map(() => outcomeOf(err));
+      const failedIds = new Set([...failed].map((index) => ids[index]));
+      return batch.map(({ id }) => (failedIds.has(id) ? outcomeOf(err) : { ok: true, value: undefined }));
     }
   }
 
