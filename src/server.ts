@@ -31,6 +31,13 @@ export interface StartOptions {
 
 export async function startGatehouse(config: Config, log: Logger, options: StartOptions = {}): Promise<RunningGatehouse> {
   const server = http.createServer();
+  // The port is taken first (with port 0 the issuer follows it); until the app is ready, requests get a
+  // clear 503 rather than a connection that never answers (health checks, browsers opened too early).
+  const answerStarting = (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8', 'Retry-After': '2', 'Cache-Control': 'no-store', Connection: 'close' });
+    res.end('Gatehouse is starting. Try again in a moment.\n');
+  };
+  server.on('request', answerStarting);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, resolve);
@@ -50,6 +57,7 @@ export async function startGatehouse(config: Config, log: Logger, options: Start
       if (!err.status || err.status >= 500) log.error({ err }, 'unhandled app error');
     });
     server.on('request', app.callback());
+    server.off('request', answerStarting);
 
     const ownDatabase = !options.database;
     return {

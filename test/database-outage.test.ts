@@ -72,3 +72,40 @@ test('a database outage gives 503s and Gatehouse recovers when the database retu
     }
   }, 30_000);
 });
+
+test('while Gatehouse is still starting (here: waiting for a database that is not there), requests get a 503 that says so', async () => {
+  const { loadConfig } = await import('../src/config.js');
+  const { createLogger } = await import('../src/logger.js');
+  const { startGatehouse } = await import('../src/server.js');
+  const net = await import('node:net');
+  const freePort = async () => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as { port: number };
+    await new Promise((resolve) => probe.close(resolve));
+    return port;
+  };
+  const [httpPort, deadDbPort] = [await freePort(), await freePort()];
+  const config = loadConfig({
+    env: { NODE_ENV: 'test', PORT: String(httpPort), MONGODB_URI: localUri(deadDbPort, 'never') },
+    overrides: { mongodb: { serverSelectionTimeoutMs: 3000 } },
+  });
+  const starting = startGatehouse(config, createLogger('silent'));
+  const failed = starting.then(
+    () => false,
+    () => true,
+  );
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/health`).catch(() => null)) !== null, 2500);
+  const res = await fetch(`http://127.0.0.1:${httpPort}/.well-known/openid-configuration`);
+  expect(res.status).toBe(503);
+  expect(res.headers.get('retry-after')).toBe('2');
+  expect(await res.text()).toMatch(/starting/);
+  // Start-up then fails (no database), and the port is given back.
+  expect(await failed).toBe(true);
+  const again = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    again.once('error', reject);
+    again.listen(httpPort, '127.0.0.1', resolve);
+  });
+  await new Promise((resolve) => again.close(resolve));
+});
