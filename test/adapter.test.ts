@@ -4,7 +4,9 @@
 import mongoose from 'mongoose';
 import { SecretBox } from '../src/crypto/secret-box.js';
 import type { Database } from '../src/db/connection.js';
-import { ARTIFACT_MODELS, CLIENTS_COLLECTION, collectionFor, createAdapterFactory, ensureAdapterIndexes } from '../src/oidc/adapter.js';
+import { localUri } from '../src/db/embedded.js';
+import { startStandin } from '../src/db/standin.js';
+import { ARTIFACT_MODELS, CLIENTS_COLLECTION, collectionFor, createAdapterFactory, DatabaseUnavailableError, ensureAdapterIndexes } from '../src/oidc/adapter.js';
 import { removeArtifacts } from '../src/oidc/revocation.js';
 import { openTestDatabase, testDatabaseUri } from './support/gatehouse.js';
 
@@ -170,6 +172,37 @@ describe('group commit: concurrent saves and finds share commands', () => {
       await counting.close();
     }
   });
+});
+
+test('a delete is not overtaken by a save of the same record queued before it', async () => {
+  const sessions = adapterFor('Session');
+  const first = sessions.upsert('ord-w', { jti: 'ord-w' } as never, 60); // goes out alone
+  await new Promise((resolve) => setImmediate(resolve)); // ... and is now on its way
+  const queued = sessions.upsert('ord-x', { jti: 'ord-x', uid: 'ord-x-uid' } as never, 60); // waits for it
+  const signedOut = sessions.destroy('ord-x'); // started after the save: must land after it
+  await Promise.all([first, queued, signedOut]);
+  expect(await sessions.find('ord-x')).toBeUndefined();
+  expect(await sessions.findByUid('ord-x-uid')).toBeUndefined();
+});
+
+test('during an outage, saves and finds sent together fail as DatabaseUnavailableError (503), not as a server error', async () => {
+  const standin = await startStandin({ port: 0 });
+  const connection = await mongoose.createConnection(localUri(standin.port, 'adapter_outage'), { serverSelectionTimeoutMS: 500 }).asPromise();
+  try {
+    const adapters = createAdapterFactory(connection, box);
+    await adapters('AccessToken').upsert('before-outage', { jti: 'before-outage' } as never, 60);
+    await standin.stop();
+    const saves = await Promise.allSettled(['o1', 'o2', 'o3'].map((id) => adapters('AccessToken').upsert(id, { jti: id } as never, 60)));
+    const finds = await Promise.allSettled(['o1', 'o2'].map((id) => adapters('AccessToken').find(id)));
+    for (const outcome of [...saves, ...finds]) {
+      expect(outcome.status).toBe('rejected');
+      expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(DatabaseUnavailableError);
+      expect((outcome as PromiseRejectedResult).reason).toMatchObject({ status: 503, error: 'temporarily_unavailable' });
+    }
+  } finally {
+    await connection.close().catch(() => undefined);
+    await standin.stop();
+  }
 });
 
 test('revocation by account or client finds records by their indexed field and records written before it', async () => {

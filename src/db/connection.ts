@@ -62,14 +62,22 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   };
 }
 
-/** True for driver errors that mean "the database cannot be reached right now". */
+/**
+ * True for driver errors that mean "the database cannot be reached right now" (or did not answer in
+ * time). A bulk write (insertMany, bulkWrite) wraps such an error in a MongoBulkWriteError: it is
+ * looked for inside.
+ */
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
+  if (err instanceof mongoose.mongo.MongoBulkWriteError && err.errorResponse instanceof Error && err.errorResponse !== err) {
+    return isDatabaseUnavailable(err.errorResponse);
+  }
   return (
     err instanceof mongoose.mongo.MongoNetworkError ||
     err instanceof mongoose.mongo.MongoServerSelectionError ||
     err instanceof mongoose.mongo.MongoNotConnectedError ||
     err instanceof mongoose.mongo.MongoTopologyClosedError ||
+    err instanceof mongoose.mongo.MongoOperationTimeoutError ||
     /buffering timed out|Client must be connected|connection .* closed/i.test(err.message)
   );
 }

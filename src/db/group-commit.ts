@@ -21,6 +21,15 @@ export interface GroupCommitOptions {
   maxInFlight?: number;
   /** The most operations in one command (MongoDB takes 100 000 per write command; documents add up to 48 MB). */
   maxBatch?: number;
+  /**
+   * A batch not answered within this time fails (its operations get `timeoutError()`), and the next batch
+   * goes: one command that never returns (a half-open connection) must not hold back every later one.
+   */
+  timeoutMs?: number;
+  /** Operations allowed to wait at once; beyond that a new one fails at once with `overflowError()`. */
+  maxWaiting?: number;
+  timeoutError?: () => unknown;
+  overflowError?: () => unknown;
 }
 
 interface Waiting<T, R> {
@@ -33,22 +42,46 @@ export class GroupCommit<T, R> {
   private queue: Waiting<T, R>[] = [];
   private inFlight = 0;
   private scheduled = false;
-  private readonly maxInFlight: number;
-  private readonly maxBatch: number;
+  /** Every operation not yet settled, for settled(). */
+  private readonly unsettled = new Set<Promise<unknown>>();
+  private readonly options: Required<GroupCommitOptions>;
 
   constructor(
     private readonly run: BatchRunner<T, R>,
     options: GroupCommitOptions = {},
   ) {
-    this.maxInFlight = options.maxInFlight ?? 1;
-    this.maxBatch = options.maxBatch ?? 500;
+    this.options = {
+      maxInFlight: 1,
+      maxBatch: 500,
+      timeoutMs: 10_000,
+      maxWaiting: 10_000,
+      timeoutError: () => new Error(`the database did not answer within ${this.options.timeoutMs} ms`),
+      overflowError: () => new Error('too many database operations are waiting'),
+      ...options,
+    };
   }
 
   submit(item: T): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
+    if (this.queue.length >= this.options.maxWaiting) return Promise.reject(this.options.overflowError());
+    const promise = new Promise<R>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
       this.schedule();
     });
+    const tracked = promise.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.unsettled.add(tracked);
+    void tracked.then(() => this.unsettled.delete(tracked));
+    return promise;
+  }
+
+  /**
+   * Resolves once every operation submitted so far has its outcome. For a change that must not be overtaken
+   * by an earlier queued one (a delete after a save of the same record).
+   */
+  async settled(): Promise<void> {
+    if (this.unsettled.size > 0) await Promise.all([...this.unsettled]);
   }
 
   /** Operations waiting for a batch (for tests and diagnostics). */
@@ -57,7 +90,7 @@ export class GroupCommit<T, R> {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
+    if (this.scheduled || this.inFlight >= this.options.maxInFlight || this.queue.length === 0) return;
     this.scheduled = true;
     // setImmediate rather than a microtask: requests whose data arrived in the same turn of the event loop
     // all reach this point before it runs, and join the same batch.
@@ -68,30 +101,38 @@ export class GroupCommit<T, R> {
   }
 
   private dispatch(): void {
-    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
+    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.options.maxBatch);
       this.inFlight++;
-      this.send(batch).finally(() => {
+      void this.send(batch).then(() => {
         this.inFlight--;
         this.schedule();
       });
     }
   }
 
+  /** Runs one batch and settles each of its operations; never rejects. */
   private async send(batch: Waiting<T, R>[]): Promise<void> {
-    let outcomes: BatchOutcome<R>[];
-    try {
-      outcomes = await this.run(batch.map((w) => w.item));
-      if (outcomes.length !== batch.length) throw new Error(`group commit: ${outcomes.length} outcomes for ${batch.length} operations`);
-    } catch (err) {
-      for (const w of batch) w.reject(err);
-      return;
-    }
-    batch.forEach((w, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) w.resolve(outcome.value);
-      else w.reject(outcome.error);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.options.timeoutMs);
     });
+    try {
+      const outcomes = await Promise.race([this.run(batch.map((w) => w.item)), timedOut]);
+      if (outcomes === 'timeout') throw this.options.timeoutError();
+      if (outcomes.length !== batch.length || batch.some((_, i) => !outcomes[i])) {
+        throw new Error(`group commit: ${outcomes.length} outcomes for ${batch.length} operations`);
+      }
+      batch.forEach((w, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) w.resolve(outcome.value);
+        else w.reject(outcome.error);
+      });
+    } catch (err) {
+      for (const w of batch) w.reject(err); // a no-op for any already settled
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
@@ -101,7 +142,9 @@ export class GroupCommit<T, R> {
  * write concern), which fails them all.
  */
 export function failedBulkIndexes(err: unknown): Set<number> | undefined {
-  if (!(err instanceof mongo.MongoBulkWriteError) || err.writeConcernError) return undefined;
+  if (!(err instanceof mongo.MongoBulkWriteError)) return undefined;
+  // A write concern that was not met leaves every operation in doubt.
+  if (err.result?.getWriteConcernError?.()) return undefined;
   const indexes = new Set([err.writeErrors].flat().map((writeError) => writeError.index));
   return indexes.size > 0 ? indexes : undefined;
 }

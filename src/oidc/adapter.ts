@@ -114,6 +114,12 @@ export function readAheadAccount(ctx: object, accountId: string): AccountRecord 
   return doc;
 }
 
+/** A batch the database does not answer in time, or too many waiting, is an outage to the caller: a 503. */
+const BATCH_ERRORS = {
+  timeoutError: () => new DatabaseUnavailableError(new Error('the database did not answer within 10 s')),
+  overflowError: () => new DatabaseUnavailableError(new Error('too many database operations are waiting')),
+};
+
 interface PendingFind {
   adapter: ArtifactAdapter;
   id: string;
@@ -145,7 +151,7 @@ function outcomeOf(err: unknown): BatchOutcome<never> {
  *   database (revocation and logout take effect exactly as before).
  */
 class ArtifactStore {
-  private readonly finds = new GroupCommit<PendingFind, Found | undefined>((batch) => this.lookup(batch));
+  private readonly finds = new GroupCommit<PendingFind, Found | undefined>((batch) => this.lookup(batch), BATCH_ERRORS);
 
   constructor(readonly connection: Connection) {}
 
@@ -253,7 +259,7 @@ interface PendingWrite {
 
 class ArtifactAdapter implements Adapter {
   /** Saves of this kind go to the database together (group commit): under load, one command for many tokens. */
-  private readonly writes = new GroupCommit<PendingWrite, void>((batch) => this.write(batch));
+  private readonly writes = new GroupCommit<PendingWrite, void>((batch) => this.write(batch), BATCH_ERRORS);
 
   constructor(
     readonly model: string,
@@ -329,18 +335,23 @@ class ArtifactAdapter implements Adapter {
     return this.findOne({ userCode });
   }
 
+  // Consuming, destroying and revoking wait for the saves of this kind already queued in this process, so a
+  // save started earlier (a session saved by another tab) cannot land after the delete (a sign-out).
   async consume(id: string): Promise<void> {
     this.store.forget(this.model);
+    await this.writes.settled();
     await guard(() => this.collection.updateOne({ _id: id }, { $set: { consumed: Math.floor(Date.now() / 1000) } }));
   }
 
   async destroy(id: string): Promise<void> {
     this.store.forget(this.model);
+    await this.writes.settled();
     await guard(() => this.collection.deleteOne({ _id: id }));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
     this.store.forget(this.model);
+    await this.writes.settled();
     await guard(() => this.collection.deleteMany({ grantId }));
   }
 }

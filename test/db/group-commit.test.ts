@@ -98,3 +98,54 @@ test('batches are capped at maxBatch, and at most maxInFlight are on their way a
   batches[2]!.answer(done([5]));
   await expect(Promise.all(results)).resolves.toEqual(['v1', 'v2', 'v3', 'v4', 'v5']);
 });
+
+test('a batch that is not answered in time fails with the timeout error, and the next batch goes', async () => {
+  const { batches, run } = manualRunner<number>();
+  const commit = new GroupCommit(run, { timeoutMs: 50, timeoutError: () => new Error('no answer in time') });
+  const stuck = commit.submit(1);
+  await tick();
+  const next = commit.submit(2);
+  await expect(stuck).rejects.toThrow('no answer in time'); // batch 1 never answered
+  await tick();
+  expect(batches.map((b) => b.items)).toEqual([[1], [2]]);
+  batches[1]!.answer(done([2]));
+  await expect(next).resolves.toBe('v2');
+  batches[0]!.answer(done([1])); // a late answer changes nothing
+});
+
+test('beyond maxWaiting a new operation fails at once with the overflow error', async () => {
+  const { batches, run } = manualRunner<number>();
+  const commit = new GroupCommit(run, { maxWaiting: 2, overflowError: () => new Error('too many waiting') });
+  const first = [commit.submit(1), commit.submit(2)];
+  await expect(commit.submit(3)).rejects.toThrow('too many waiting');
+  await tick();
+  batches[0]!.answer(done([1, 2]));
+  await expect(Promise.all(first)).resolves.toEqual(['v1', 'v2']);
+});
+
+test('settled() waits for every operation submitted before it, whatever their outcome', async () => {
+  const { batches, run } = manualRunner<number>();
+  const commit = new GroupCommit(run);
+  const ops = [commit.submit(1), commit.submit(2)].map((p) => p.catch(() => 'failed'));
+  let settled = false;
+  const waiting = commit.settled().then(() => (settled = true));
+  await tick();
+  expect(settled).toBe(false);
+  batches[0]!.answer([{ ok: true, value: 'v1' }, { ok: false, error: new Error('x') }]);
+  await waiting;
+  expect(settled).toBe(true);
+  await expect(Promise.all(ops)).resolves.toEqual(['v1', 'failed']);
+  await expect(commit.settled()).resolves.toBeUndefined(); // nothing pending: at once
+});
+
+test('a runner answering with a hole in its outcomes fails the batch instead of leaving a caller waiting', async () => {
+  const commit = new GroupCommit<number, string>(async () => {
+    const outcomes: BatchOutcome<string>[] = [];
+    outcomes[1] = { ok: true, value: 'second' };
+    outcomes.length = 2;
+    return outcomes;
+  });
+  const results = [commit.submit(1), commit.submit(2)];
+  await expect(results[0]).rejects.toThrow(/outcomes for 2 operations/);
+  await expect(results[1]).rejects.toThrow(/outcomes for 2 operations/);
+});
