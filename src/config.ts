@@ -34,29 +34,44 @@ const rateLimitRule = z.object({
 });
 const rateLimitBucket = z.object({ ip: rateLimitRule, identifier: rateLimitRule });
 
-/** An RFC 8707 resource indicator: an absolute URI without a fragment. */
+/** An RFC 8707 resource indicator as Gatehouse accepts one: an https, http or urn URI, without query or fragment. */
 function isResourceIndicator(value: string): boolean {
   try {
     const url = new URL(value);
-    return url.protocol.length > 1 && !value.includes('#');
+    return ['https:', 'http:', 'urn:'].includes(url.protocol) && url.search === '' && !value.includes('#') && !value.includes('?');
   } catch {
     return false;
   }
 }
 
+/**
+ * Scope names an API may not offer: OpenID Connect's own and Gatehouse's admin scopes. An API scope with
+ * one of these names would be granted as an API scope where the OIDC or admin rules would refuse it.
+ */
+const RESERVED_SCOPE = /^(openid|offline_access|profile|email|phone|address|admin|admin:.*)$/;
+
 /** An API that clients may ask access tokens for (RFC 8707 `resource`): src/oidc/resource-servers.ts. */
 const resourceServer = z
   .object({
     scopes: z
-      .array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be a scope name (printable characters, no spaces, quotes or backslashes)'))
+      .array(
+        z
+          .string()
+          .regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be a scope name (printable characters, no spaces, quotes or backslashes)')
+          .refine((scope) => !RESERVED_SCOPE.test(scope), 'is reserved (OpenID Connect and admin scopes cannot be API scopes)'),
+      )
       .min(1, 'must name at least one scope')
-      .max(100),
+      .max(100)
+      .refine((scopes) => new Set(scopes).size === scopes.length, 'must not repeat a scope'),
     accessTokenFormat: z.enum(['jwt', 'opaque']).default('jwt'),
     signingAlg: z.enum(['ES256', 'RS256']).default('ES256'),
     // null → ttl.accessTokenSeconds (ttl.clientCredentialsSeconds for client_credentials tokens).
     accessTokenSeconds: z.number().int().min(30).max(86_400).nullable().default(null),
-    // Client ids allowed to ask for it; null → every client.
-    clients: z.array(z.string().min(1)).nullable().default(null),
+    // The client ids allowed to ask for it, or "*" for every client: always said explicitly, so that declaring
+    // an API never opens it to every registered (or self-registered) client by default.
+    clients: z.union([z.literal('*'), z.array(z.string().min(1)).min(1, 'must list at least one client id, or be "*"')], {
+      error: 'must be a list of client ids, or "*" for every client',
+    }),
   })
   .strict();
 

@@ -22,9 +22,9 @@ beforeAll(async () => {
   gh = await startTestGatehouse('resource_servers', {
     overrides: {
       resourceServers: {
-        [ORDERS_API]: { scopes: ['orders.read', 'orders.write'] },
-        [REPORTS_API]: { scopes: ['reports.read'], signingAlg: 'RS256', accessTokenSeconds: 120 },
-        [LEDGER_API]: { scopes: ['ledger.read'], accessTokenFormat: 'opaque' },
+        [ORDERS_API]: { scopes: ['orders.read', 'orders.write'], clients: '*' },
+        [REPORTS_API]: { scopes: ['reports.read'], signingAlg: 'RS256', accessTokenSeconds: 120, clients: '*' },
+        [LEDGER_API]: { scopes: ['ledger.read'], accessTokenFormat: 'opaque', clients: '*' },
       },
     },
   });
@@ -82,6 +82,13 @@ describe('client_credentials with a resource', () => {
     await expect(oidc.clientCredentialsGrant(machine, { resource: 'https://nope.example.com/', scope: 'orders.read' })).rejects.toMatchObject({ error: 'invalid_target' });
   });
 
+  test("a token issued for an API is refused by Gatehouse's own admin API", async () => {
+    const tokens = await oidc.clientCredentialsGrant(machine, { resource: LEDGER_API, scope: 'ledger.read' });
+    const res = await fetch(`${gh.url}/admin/api/accounts`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(res.status).toBe(401);
+    expect(await res.text()).toMatch(/another API/);
+  });
+
   test('without a resource, tokens are opaque and stored as before', async () => {
     const tokens = await oidc.clientCredentialsGrant(other, {});
     expect(tokens.access_token.split('.')).toHaveLength(1);
@@ -131,14 +138,22 @@ describe('configuration', () => {
   const load = (resourceServers: unknown) => () => loadConfig({ env: { NODE_ENV: 'test' }, overrides: { resourceServers } as never });
 
   test('resource servers are checked at start, each problem named by its path', () => {
-    expect(load({ 'not a uri': { scopes: ['a'] } })).toThrow(ConfigError);
-    expect(load({ 'not a uri': { scopes: ['a'] } })).toThrow(/resourceServers.*absolute URI/);
-    expect(load({ 'https://api.example.com/#frag': { scopes: ['a'] } })).toThrow(/absolute URI/);
-    expect(load({ [ORDERS_API]: { scopes: [] } })).toThrow(/at least one scope/);
-    expect(load({ [ORDERS_API]: { scopes: ['has space'] } })).toThrow(/scope name/);
-    expect(load({ [ORDERS_API]: { scopes: ['a'], accessTokenFormat: 'paseto' } })).toThrow(/accessTokenFormat/);
-    expect(load({ [ORDERS_API]: { scopes: ['a'], signingAlg: 'HS256' } })).toThrow(/signingAlg/);
-    expect(load({ [ORDERS_API]: { scopes: ['a'], audience: 'x' } })).toThrow(/audience/);
-    expect(load({ [ORDERS_API]: { scopes: ['a'] } })().resourceServers[ORDERS_API]).toEqual({ scopes: ['a'], accessTokenFormat: 'jwt', signingAlg: 'ES256', accessTokenSeconds: null, clients: null });
+    expect(load({ [ORDERS_API]: { scopes: ['orders.read'] } })).toThrow(/clients.*client ids, or "\*"/);
+    expect(load({ [ORDERS_API]: { scopes: ['orders.read'], clients: [] } })).toThrow(/at least one client id/);
+    for (const reserved of ['openid', 'offline_access', 'profile', 'email', 'admin', 'admin:helpdesk']) {
+      expect(load({ [ORDERS_API]: { scopes: ['orders.read', reserved], clients: '*' } })).toThrow(/reserved/);
+    }
+    expect(load({ [ORDERS_API]: { scopes: ['a', 'a'], clients: '*' } })).toThrow(/repeat/);
+    expect(load({ 'https://api.example.com/?x=1': { scopes: ['a'], clients: '*' } })).toThrow(/absolute URI/);
+    expect(load({ 'javascript:alert(1)': { scopes: ['a'], clients: '*' } })).toThrow(/absolute URI/);
+    expect(load({ 'not a uri': { scopes: ['a'], clients: '*' } })).toThrow(ConfigError);
+    expect(load({ 'not a uri': { scopes: ['a'], clients: '*' } })).toThrow(/resourceServers.*absolute URI/);
+    expect(load({ 'https://api.example.com/#frag': { scopes: ['a'], clients: '*' } })).toThrow(/absolute URI/);
+    expect(load({ [ORDERS_API]: { clients: '*', scopes: [] } })).toThrow(/at least one scope/);
+    expect(load({ [ORDERS_API]: { clients: '*', scopes: ['has space'] } })).toThrow(/scope name/);
+    expect(load({ [ORDERS_API]: { clients: '*', scopes: ['a'], accessTokenFormat: 'paseto' } })).toThrow(/accessTokenFormat/);
+    expect(load({ [ORDERS_API]: { clients: '*', scopes: ['a'], signingAlg: 'HS256' } })).toThrow(/signingAlg/);
+    expect(load({ [ORDERS_API]: { clients: '*', scopes: ['a'], audience: 'x' } })).toThrow(/audience/);
+    expect(load({ [ORDERS_API]: { scopes: ['a'], clients: ['svc'] } })().resourceServers[ORDERS_API]).toEqual({ scopes: ['a'], accessTokenFormat: 'jwt', signingAlg: 'ES256', accessTokenSeconds: null, clients: ['svc'] });
   });
 });

@@ -47,7 +47,7 @@ const config = loadConfig({
   env: { ...process.env, PORT: '0', MONGODB_URI: dbUri },
   overrides: {
     resourceServers: {
-      [BENCH_RESOURCE.indicator]: { scopes: [BENCH_RESOURCE.scope], accessTokenFormat: 'jwt', signingAlg: 'ES256', accessTokenSeconds: BENCH_RESOURCE.accessTokenTTL },
+      [BENCH_RESOURCE.indicator]: { scopes: [BENCH_RESOURCE.scope], accessTokenFormat: 'jwt', signingAlg: 'ES256', accessTokenSeconds: BENCH_RESOURCE.accessTokenTTL, clients: ['bench-service'] },
     },
   },
 });

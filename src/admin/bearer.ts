@@ -35,6 +35,8 @@ interface TokenLike {
   accountId?: string;
   grantId?: string;
   scope?: string;
+  /** Set on tokens issued for a configured API (resourceServers): those are that API's, not this one's. */
+  aud?: unknown;
   isExpired: boolean;
   isSenderConstrained(): boolean;
 }
@@ -65,6 +67,7 @@ export function createAuthenticator(provider: Provider, accounts: AccountService
     if (!token || token.isExpired) throw invalidToken('The access token is invalid, expired or revoked.');
     // A DPoP- or certificate-bound token needs its proof checked; this API accepts plain bearer tokens only.
     if (token.isSenderConstrained()) throw invalidToken('Sender-constrained tokens are not accepted by this API.');
+    if (token.aud !== undefined) throw invalidToken('This access token was issued for another API.');
 
     const registered = await registeredAdminScopes(token.clientId);
     if (!registered) throw invalidToken('The client this token was issued to no longer exists.');

@@ -154,7 +154,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
       if (rejected.length) grant.rejectOIDCScope(rejected.join(' '));
       const claims = ctx.oidc.requestParamClaims;
       if (claims) grant.addOIDCClaims([...claims]);
-      for (const [indicator, scopes] of resourceScopesRequested(ctx.oidc.resourceServers, requested)) grant.addResourceScope(indicator, scopes);
+      for (const [indicator, scopes] of resourceScopesRequested(ctx.oidc.resourceServers, granted)) grant.addResourceScope(indicator, scopes);
       await grant.save();
       return grant;
     },

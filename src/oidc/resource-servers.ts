@@ -17,7 +17,7 @@ export function resourceIndicators(servers: Config['resourceServers']): Resource
     async getResourceServerInfo(_ctx, indicator, client) {
       const server = configured.get(indicator);
       // The same answer for an API that does not exist and one this client may not use.
-      if (!server || (server.clients !== null && !server.clients.includes(client.clientId))) {
+      if (!server || (server.clients !== '*' && !server.clients.includes(client.clientId))) {
         throw new errors.InvalidTarget('the resource is not one this client may request tokens for');
       }
       const info: ResourceServer = {
@@ -33,14 +33,14 @@ export function resourceIndicators(servers: Config['resourceServers']): Resource
 }
 
 /**
- * The API scopes a first-party client is granted without a consent page: of those it asked for, the ones
- * each requested API offers.
+ * The API scopes a first-party client is granted without a consent page: of the scopes the account may be
+ * granted, the ones each requested API offers.
  */
-export function resourceScopesRequested(resourceServers: Record<string, ResourceServer> | undefined, requested: string[]): Array<[indicator: string, scopes: string]> {
+export function resourceScopesRequested(resourceServers: Record<string, ResourceServer> | undefined, allowed: string[]): Array<[indicator: string, scopes: string]> {
   const out: Array<[string, string]> = [];
   for (const [indicator, server] of Object.entries(resourceServers ?? {})) {
     const offered = new Set(String(server.scope ?? '').split(' '));
-    const wanted = requested.filter((scope) => offered.has(scope));
+    const wanted = allowed.filter((scope) => offered.has(scope));
     if (wanted.length) out.push([indicator, wanted.join(' ')]);
   }
   return out;
