@@ -60,40 +60,57 @@ for (const operation of REFUSED) {
 }
 
 const OPTIONAL_TEXT = ['clientId', 'ip', 'userAgent', 'requestId'] as const;
+const PARTIES = ['actor', 'target'] as const;
+const FREE_FORM = ['details', 'changes'] as const;
 
 /**
- * What the schema above demands of an entry, checked without building a mongoose document for it (that
- * costs more than the insert itself): undefined when the entry is fine, otherwise what is wrong.
+ * A value for a text field as the schema stores it: text as is, numbers, booleans and ObjectIds as their
+ * text, null as null, nothing for undefined; `invalid` for anything else (which mongoose would refuse to cast).
  */
-export function invalidEntry(entry: AuditEvent): string | undefined {
-  if (typeof entry.type !== 'string' || entry.type === '') return 'type is required';
-  if (entry.outcome !== 'success' && entry.outcome !== 'failure') return 'outcome must be success or failure';
-  if (!(entry.at instanceof Date) || Number.isNaN(entry.at.getTime())) return 'at must be a date';
-  for (const key of OPTIONAL_TEXT) if (entry[key] !== undefined && typeof entry[key] !== 'string') return `${key} must be text`;
-  for (const key of ['actor', 'target'] as const) {
-    const party = entry[key] as Record<string, unknown> | undefined;
-    if (party === undefined) continue;
-    if (typeof party !== 'object' || party === null || Array.isArray(party)) return `${key} must be an object`;
-    for (const [field, value] of Object.entries(party)) {
-      if (field !== 'kind' && field !== 'id') return `${key}.${field} is not a field`;
-      if (value !== undefined && typeof value !== 'string') return `${key}.${field} must be text`;
-    }
-  }
-  for (const key of ['details', 'changes'] as const) {
-    const value = entry[key];
-    if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) return `${key} must be an object`;
-  }
-  return undefined;
+function asText(value: unknown): string | null | undefined | 'invalid' {
+  if (value === undefined || value === null) return value;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (value instanceof Types.ObjectId) return value.toHexString();
+  return 'invalid';
 }
 
-/** The document as stored: a new id, and no field that is undefined (the schema would leave those out). */
-function storedForm(entry: AuditEvent): AuditEvent & { _id: Types.ObjectId } {
-  const doc: Record<string, unknown> = { _id: new Types.ObjectId() };
-  for (const [key, value] of Object.entries(entry)) {
-    if (value === undefined) continue;
-    doc[key] = key === 'actor' || key === 'target' ? Object.fromEntries(Object.entries(value as object).filter(([, v]) => v !== undefined)) : value;
+function isEmptyObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date) && Object.keys(value).length === 0;
+}
+
+/**
+ * The entry as the schema stores it, without building a mongoose document for it (that cost more than the
+ * insert): the schema's fields only, text fields cast to text, empty objects left out, a new `_id`; or,
+ * when the schema would refuse the entry, what is wrong with it.
+ */
+export function storedEntry(entry: AuditEvent): { doc: AuditEvent & { _id: Types.ObjectId } } | { problem: string } {
+  if (typeof entry.type !== 'string' || entry.type === '') return { problem: 'type is required' };
+  if (entry.outcome !== 'success' && entry.outcome !== 'failure') return { problem: 'outcome must be success or failure' };
+  if (!(entry.at instanceof Date) || Number.isNaN(entry.at.getTime())) return { problem: 'at must be a date' };
+  const doc: Record<string, unknown> = { _id: new Types.ObjectId(), type: entry.type, outcome: entry.outcome, at: entry.at };
+  for (const key of OPTIONAL_TEXT) {
+    const text = asText(entry[key]);
+    if (text === 'invalid') return { problem: `${key} must be text` };
+    if (text !== undefined) doc[key] = text;
   }
-  return doc as unknown as AuditEvent & { _id: Types.ObjectId };
+  for (const key of PARTIES) {
+    const party: unknown = entry[key];
+    if (party === undefined || party === null) continue;
+    if (typeof party !== 'object' || Array.isArray(party)) return { problem: `${key} must be an object` };
+    const stored: Record<string, string | null> = {};
+    for (const field of ['kind', 'id'] as const) {
+      const text = asText((party as Record<string, unknown>)[field]);
+      if (text === 'invalid') return { problem: `${key}.${field} must be text` };
+      if (text !== undefined) stored[field] = text;
+    }
+    if (!isEmptyObject(stored)) doc[key] = stored;
+  }
+  for (const key of FREE_FORM) {
+    const value = entry[key];
+    if (value !== undefined && value !== null && !isEmptyObject(value)) doc[key] = value;
+  }
+  return { doc: doc as unknown as AuditEvent & { _id: Types.ObjectId } };
 }
 
 export function auditModel(connection: Connection): Model<AuditEvent> {
@@ -188,9 +205,13 @@ export class AuditLog {
     const outcomes: BatchOutcome<void>[] = [];
     const valid: { doc: AuditEvent & { _id: Types.ObjectId }; index: number }[] = [];
     entries.forEach((entry, index) => {
-      const problem = invalidEntry(entry);
-      outcomes.push(problem ? { ok: false, error: new Error(`invalid audit entry: ${problem}`) } : { ok: true, value: undefined });
-      if (!problem) valid.push({ doc: storedForm(entry), index });
+      const stored = storedEntry(entry);
+      if ('problem' in stored) {
+        outcomes.push({ ok: false, error: new Error(`invalid audit entry: ${stored.problem}`) });
+      } else {
+        outcomes.push({ ok: true, value: undefined });
+        valid.push({ doc: stored.doc, index });
+      }
     });
     if (valid.length === 0) return outcomes;
     try {

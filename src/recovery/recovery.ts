@@ -173,7 +173,8 @@ export class Recovery {
     await this.deps.flows.finish(flow._id);
     const account = (await this.deps.accounts.findByAccountId(flow.accountId))!;
     const revoked = await this.afterPasswordChange(account);
-    await this.record('recovery.password_reset', 'success', facts, account.accountId, revoked);
+    const { device, ...requestFacts } = facts;
+    await this.record('recovery.password_reset', 'success', requestFacts, account.accountId, { ...revoked, ...(device ? { device } : {}) });
     this.deps.alerts.sendInBackground(account, { kind: 'password-reset' }, { at: this.deps.clock.now(), ...(facts.ip ? { ip: facts.ip } : {}), ...(facts.device ? { device: facts.device } : {}) });
     return { ok: true, userId: account.userId };
   }

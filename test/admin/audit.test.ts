@@ -6,7 +6,7 @@
  */
 import * as oidc from 'openid-client';
 import mongoose, { Types } from 'mongoose';
-import { AuditLog, invalidEntry } from '../../src/audit/audit.js';
+import { AuditLog, storedEntry } from '../../src/audit/audit.js';
 import { createLogger } from '../../src/logger.js';
 import { TestSmtpServer } from '../support/smtp.js';
 import { discover, exchange, isCallback, RP_REDIRECT, signIn, startAuthorization } from '../support/rp.js';
@@ -173,16 +173,44 @@ describe('storage', () => {
     expect(logged).toEqual(['test.batch.invalid: failed to write audit event']);
   });
 
-  test('an entry is checked against the schema before it is written', () => {
+  test('an entry is stored exactly as the mongoose schema would store it, and refused where the schema refuses it', () => {
+    const model = gh.services.audit.model;
     const at = new Date();
-    expect(invalidEntry({ type: 'x', outcome: 'success', at, actor: { kind: 'account', id: 'a1' }, details: { n: 1 } })).toBeUndefined();
-    expect(invalidEntry({ type: '', outcome: 'success', at })).toMatch(/type/);
-    expect(invalidEntry({ type: 'x', outcome: 'maybe' as never, at })).toMatch(/outcome/);
-    expect(invalidEntry({ type: 'x', outcome: 'failure', at: new Date(Number.NaN) })).toMatch(/at/);
-    expect(invalidEntry({ type: 'x', outcome: 'failure', at, ip: 42 as never })).toMatch(/ip/);
-    expect(invalidEntry({ type: 'x', outcome: 'failure', at, actor: { kind: 'account', id: 7 as never } })).toMatch(/actor.id/);
-    expect(invalidEntry({ type: 'x', outcome: 'failure', at, target: { kind: 'a', id: 'b', extra: 1 } as never })).toMatch(/target.extra/);
-    expect(invalidEntry({ type: 'x', outcome: 'failure', at, details: ['list'] as never })).toMatch(/details/);
+    const objectId = new Types.ObjectId();
+    const accepted: Array<Record<string, unknown>> = [
+      { type: 'x', outcome: 'success', at, actor: { kind: 'account', id: 'a1' }, details: { n: 1 } },
+      { type: 'x', outcome: 'failure', at, ip: 42, requestId: null, clientId: undefined }, // cast, left out
+      { type: 'x', outcome: 'failure', at, actor: { kind: 'account', id: objectId } }, // an ObjectId as its text
+      { type: 'x', outcome: 'failure', at, target: { kind: 'a', id: 'b', extra: 1 } }, // unknown field dropped
+      { type: 'x', outcome: 'failure', at, device: 'Chrome on Windows' }, // unknown top-level field dropped
+      { type: 'x', outcome: 'failure', at, actor: {}, details: {}, changes: { f: { before: 1, after: 2 } } }, // empty objects left out
+      { type: 'x', outcome: 'success', at, details: ['a', 'list'], target: { kind: 'n', id: 7 } }, // free-form details
+    ];
+    for (const entry of accepted) {
+      const ours = storedEntry(entry as never);
+      expect('doc' in ours).toBe(true);
+      const theirs = new model(entry).toObject({ depopulate: true }) as Record<string, unknown>;
+      expect(new model(entry).validateSync()).toBeUndefined();
+      const { _id: ourId, ...ourFields } = (ours as unknown as { doc: Record<string, unknown> }).doc;
+      const { _id: theirId, ...theirFields } = theirs;
+      expect(ourId).toBeInstanceOf(Types.ObjectId);
+      expect(theirId).toBeDefined();
+      expect(ourFields).toEqual(theirFields);
+    }
+    const refused: Array<[Record<string, unknown>, RegExp]> = [
+      [{ type: '', outcome: 'success', at }, /type/],
+      [{ type: 'x', outcome: 'maybe', at }, /outcome/],
+      [{ type: 'x', outcome: 'failure', at: new Date(Number.NaN) }, /at/],
+      [{ type: 'x', outcome: 'failure', at, ip: { not: 'text' } }, /ip/],
+      [{ type: 'x', outcome: 'failure', at, actor: { kind: 'account', id: { nested: true } } }, /actor.id/],
+    ];
+    // A caller's own _id is never used: every entry gets a new one.
+    const own = storedEntry({ type: 'x', outcome: 'success', at, _id: 'mine' } as never);
+    expect((own as unknown as { doc: { _id: unknown } }).doc._id).toBeInstanceOf(Types.ObjectId);
+    for (const [entry, problem] of refused) {
+      expect(storedEntry(entry as never)).toEqual({ problem: expect.stringMatching(problem) });
+      expect(new model(entry).validateSync()).toBeDefined();
+    }
   });
 
   test('values under secret-sounding keys are scrubbed whatever the caller passes', async () => {
