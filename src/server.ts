@@ -40,7 +40,13 @@ export async function startGatehouse(config: Config, log: Logger, options: Start
   server.on('request', answerStarting);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.port, resolve);
+    server.listen(config.port, () => {
+      // Only a failure to listen rejects the start; a later server error (e.g. running out of file
+      // descriptors) is logged, not swallowed.
+      server.off('error', reject);
+      server.on('error', (err) => log.error({ err }, 'HTTP server error'));
+      resolve();
+    });
   });
   const port = (server.address() as AddressInfo).port;
   // With port 0 and no explicit issuer, the issuer follows the port the OS picked.
