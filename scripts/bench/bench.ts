@@ -32,6 +32,11 @@ export interface BenchOptions {
   durationSec: number;
   /** Unmeasured seconds of the same load first (JIT, connection pools, caches). */
   warmupSec: number;
+  /**
+   * Measured runs per scenario and target, alternating between the targets (G B, then B G, …) and added
+   * together: slow drifts of a shared machine then weigh on both alike.
+   */
+  rounds: number;
   connections: number;
   /** Concurrent sign-ins (virtual users) in the sign-in scenario. */
   signInConnections: number;
@@ -65,6 +70,7 @@ export function defaultThreadpoolSize(): number {
 export const DEFAULT_OPTIONS: BenchOptions = {
   durationSec: 6,
   warmupSec: 1,
+  rounds: 1,
   connections: 10,
   signInConnections: 10,
   accounts: 600,
@@ -147,7 +153,38 @@ function oidcProviderVersion(): string {
   return pkg.version;
 }
 
-function measurement(load: Awaited<ReturnType<typeof runLoad>>, stats: ChildStats): Measurement {
+type LoadRun = Awaited<ReturnType<typeof runLoad>>;
+
+/** Several measured runs of one target as one: operations, time, CPU and round trips added, latencies pooled, the highest RSS. */
+export function combineRuns(runs: Array<{ load: LoadRun; stats: ChildStats }>): { load: LoadRun; stats: ChildStats } {
+  if (runs.length === 1) return runs[0]!;
+  const sum = (pick: (r: { load: LoadRun; stats: ChildStats }) => number) => runs.reduce((total, r) => total + pick(r), 0);
+  const elapsedMs = sum((r) => r.stats.elapsedMs);
+  const dbByCommand: Record<string, number> = {};
+  for (const { stats } of runs) for (const [key, n] of Object.entries(stats.dbByCommand)) dbByCommand[key] = (dbByCommand[key] ?? 0) + n;
+  return {
+    load: {
+      ops: sum((r) => r.load.ops),
+      errors: sum((r) => r.load.errors),
+      errorSamples: runs.flatMap((r) => r.load.errorSamples).slice(0, 10),
+      elapsedMs: sum((r) => r.load.elapsedMs),
+      latenciesMs: runs.flatMap((r) => r.load.latenciesMs),
+      httpRequests: sum((r) => r.load.httpRequests),
+    },
+    stats: {
+      cpuUserMs: sum((r) => r.stats.cpuUserMs),
+      cpuSystemMs: sum((r) => r.stats.cpuSystemMs),
+      elapsedMs,
+      eventLoopUtilization: elapsedMs > 0 ? sum((r) => r.stats.eventLoopUtilization * r.stats.elapsedMs) / elapsedMs : 0,
+      peakRssBytes: Math.max(...runs.map((r) => r.stats.peakRssBytes)),
+      lifetimeMaxRssBytes: Math.max(...runs.map((r) => r.stats.lifetimeMaxRssBytes)),
+      dbCommands: sum((r) => r.stats.dbCommands),
+      dbByCommand,
+    },
+  };
+}
+
+function measurement(load: LoadRun, stats: ChildStats): Measurement {
   const ops = Math.max(load.ops, 1);
   const cpuMs = stats.cpuUserMs + stats.cpuSystemMs;
   const perOp = (n: number) => n / ops;
@@ -257,33 +294,53 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
     for (const scenario of scenarios) {
       const measured = {} as Record<TargetName, Measurement>;
       const facts: ScenarioResult['facts'] = {};
+      const connections = scenario.id === 'sign-in' ? options.signInConnections : options.connections;
+      const prepared = {} as Record<TargetName, Awaited<ReturnType<typeof scenario.prepare>>>;
+      const runs: Record<TargetName, Array<{ load: LoadRun; stats: ChildStats }>> = { gatehouse: [], baseline: [] };
+      const profiles: Partial<Record<TargetName, { file: string; ops: number }>> = {};
+      let dbServerCpuMs = 0;
+      let dbServerCores = 0;
+      for (let round = 0; round < options.rounds; round++) {
+        // G B, then B G, …: each target goes first as often as the other.
+        for (const target of round % 2 === 0 ? [gatehouse, baseline] : [baseline, gatehouse]) {
+          if (round === 0) {
+            try {
+              prepared[target.name] = await scenario.prepare(contexts[target.name]);
+            } catch (err) {
+              throw new Error(`${scenario.id} on ${target.name}: the check before the load failed: ${(err as Error).message}`);
+            }
+            facts[target.name] = prepared[target.name].facts;
+          }
+          const load = prepared[target.name].load;
+          const roundNote = options.rounds > 1 ? ` (round ${round + 1} of ${options.rounds})` : '';
+          progress(`${scenario.id} on ${target.name}${roundNote}: ${round === 0 && options.warmupSec ? `${options.warmupSec} s warm-up, ` : ''}${options.durationSec} s with ${connections} connections…`);
+          if (round === 0 && options.warmupSec > 0) await runLoad(load, connections, options.warmupSec);
+          await target.reset();
+          dbServer?.reset();
+          const profiling = options.profile && round === 0;
+          if (profiling) await target.profileStart();
+          const result = await runLoad(load, connections, options.durationSec);
+          runs[target.name].push({ load: result, stats: await target.stats() });
+          if (dbServer && target.name === 'gatehouse') {
+            const used = dbServer.read();
+            dbServerCpuMs += used.cpuMs;
+            dbServerCores += used.cores / options.rounds;
+          }
+          if (profiling) {
+            const file = path.join(logDir, `${scenario.id}.${target.name}.cpuprofile`);
+            await target.profileStop(file);
+            profiles[target.name] = { file, ops: result.ops };
+          }
+        }
+      }
       for (const target of [gatehouse, baseline]) {
-        const context = contexts[target.name];
-        let prepared;
-        try {
-          prepared = await scenario.prepare(context);
-        } catch (err) {
-          throw new Error(`${scenario.id} on ${target.name}: the check before the load failed: ${(err as Error).message}`);
-        }
-        facts[target.name] = prepared.facts;
-        const connections = scenario.id === 'sign-in' ? options.signInConnections : options.connections;
-        progress(`${scenario.id} on ${target.name}: ${options.warmupSec ? `${options.warmupSec} s warm-up, ` : ''}${options.durationSec} s with ${connections} connections…`);
-        if (options.warmupSec > 0) await runLoad(prepared.load, connections, options.warmupSec);
-        await target.reset();
-        dbServer?.reset();
-        if (options.profile) await target.profileStart();
-        const load = await runLoad(prepared.load, connections, options.durationSec);
-        const stats = await target.stats();
-        measured[target.name] = measurement(load, stats);
+        const combined = combineRuns(runs[target.name]);
+        measured[target.name] = measurement(combined.load, combined.stats);
         if (dbServer && target.name === 'gatehouse') {
-          const used = dbServer.read();
-          measured[target.name].dbServer = { cpuMsPerOp: used.cpuMs / Math.max(1, load.ops), cores: used.cores };
+          measured[target.name].dbServer = { cpuMsPerOp: dbServerCpuMs / Math.max(1, combined.load.ops), cores: dbServerCores };
         }
-        if (options.profile) {
-          const file = path.join(logDir, `${scenario.id}.${target.name}.cpuprofile`);
-          await target.profileStop(file);
-          measured[target.name].profile = { file, summary: formatProfile(file, load.ops) };
-        }
+        const profile = profiles[target.name];
+        if (profile) measured[target.name].profile = { file: profile.file, summary: formatProfile(profile.file, profile.ops) };
       }
       const g = measured.gatehouse;
       const b = measured.baseline;

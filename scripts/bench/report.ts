@@ -86,7 +86,7 @@ export function formatReport(result: BenchResult): string {
   const a = result.argon2.params;
   lines.push(`Gatehouse: ${result.gatehouse.code}, NODE_ENV=${result.gatehouse.nodeEnv}, log level ${String(result.gatehouse.logLevel)}, UV_THREADPOOL_SIZE=${result.threadpoolSize}, argon2id m=${a.memoryCost} KiB t=${a.timeCost} p=${a.parallelism}, bench API ${BENCH_RESOURCE.indicator} in resourceServers`);
   lines.push(`Baseline:  ${result.baseline.oidcProvider}, same clients, keys of the same kinds, same token formats, argon2id password form`);
-  lines.push(`Load:      ${o.connections} connections (sign-in: ${o.signInConnections} concurrent users), ${o.warmupSec} s warm-up + ${o.durationSec} s measured per scenario and target; the load generator runs on the same machine`);
+  lines.push(`Load:      ${o.connections} connections (sign-in: ${o.signInConnections} concurrent users), ${o.warmupSec} s warm-up + ${o.rounds > 1 ? `${o.rounds} × ${o.durationSec} s measured per scenario and target, the targets alternating` : `${o.durationSec} s measured per scenario and target`}; the load generator runs on the same machine`);
   if (result.scenarios.some((s) => s.id === 'sign-in')) lines.push(`Scenario 5: ${SIGN_IN_NOTE}`);
   lines.push('');
   lines.push(row(COLUMNS.map((c) => c.title)));

@@ -12,6 +12,8 @@ const HELP = `Usage: npm run bench -- [options]
 
   --duration S            measured seconds per scenario and target (default ${DEFAULT_OPTIONS.durationSec})
   --warmup S              unmeasured warm-up seconds before each (default ${DEFAULT_OPTIONS.warmupSec})
+  --rounds N              measured runs per scenario and target, alternating the targets (G B, B G, …) and
+                          added together, to even out a busy machine's drift (default ${DEFAULT_OPTIONS.rounds})
   --connections N         concurrent connections for the request/response scenarios (default ${DEFAULT_OPTIONS.connections})
   --signin-connections N  concurrent users in the sign-in scenario (default ${DEFAULT_OPTIONS.signInConnections})
   --accounts N            accounts seeded into each target, each with TOTP; an account signs in at most once per
@@ -41,6 +43,7 @@ function positive(name: string, value: string | undefined, fallback: number, max
 const { values } = parseArgs({
   options: {
     duration: { type: 'string' },
+    rounds: { type: 'string' },
     warmup: { type: 'string' },
     connections: { type: 'string' },
     'signin-connections': { type: 'string' },
@@ -67,6 +70,7 @@ const connections = Math.max(1, Math.round(positive('connections', values.connec
 const options: Partial<BenchOptions> = {
   durationSec: Math.max(0.5, positive('duration', values.duration, DEFAULT_OPTIONS.durationSec, 600)),
   warmupSec: positive('warmup', values.warmup, DEFAULT_OPTIONS.warmupSec, 60),
+  rounds: Math.max(1, Math.round(positive('rounds', values.rounds, DEFAULT_OPTIONS.rounds, 20))),
   connections,
   signInConnections: Math.max(1, Math.round(positive('signin-connections', values['signin-connections'], DEFAULT_OPTIONS.signInConnections, 1000))),
   accounts: Math.max(1, Math.round(positive('accounts', values.accounts, DEFAULT_OPTIONS.accounts, 1000))),
