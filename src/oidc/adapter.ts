@@ -13,14 +13,17 @@
  * the client registry) drop the entry at once in this process; a change made by another process (another
  * node, the CLI) is seen here within the TTL. The secret stays sealed in the database; only the opened
  * payload is held, in this process's memory.
+ *
+ * Token saves and finds by id go to the database through group commit (src/db/group-commit.ts): those
+ * started while one command of their kind is on its way share the next one (see ArtifactStore).
  */
 import type { Connection, mongo } from 'mongoose';
-
-type Collection<T extends mongo.Document> = mongo.Collection<T>;
 import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { isDatabaseUnavailable } from '../db/connection.js';
 import { failedBulkIndexes, GroupCommit, type BatchOutcome } from '../db/group-commit.js';
+
+type Collection<T extends mongo.Document> = mongo.Collection<T>;
 
 export const ARTIFACT_MODELS = [
   'Session', 'Interaction', 'AuthorizationCode', 'AccessToken', 'RefreshToken', 'Grant', 'ClientCredentials',
