@@ -76,11 +76,16 @@ export class DatabaseUnavailableError extends Error {
   }
 }
 
+/** A database error as the adapter's callers should see it: an outage becomes a DatabaseUnavailableError. */
+function asAdapterError(err: unknown): unknown {
+  return isDatabaseUnavailable(err) ? new DatabaseUnavailableError(err) : err;
+}
+
 async function guard<T>(operation: () => Promise<T>): Promise<T> {
   try {
     return await operation();
   } catch (err) {
-    throw isDatabaseUnavailable(err) ? new DatabaseUnavailableError(err) : err;
+    throw asAdapterError(err);
   }
 }
 
@@ -130,9 +135,9 @@ interface PendingFind {
   request: object | undefined;
 }
 
-/** A database command's errors as the adapter's callers should see them (an outage is a 503). */
+/** A batched operation's failure, as the adapter's callers should see it. */
 function outcomeOf(err: unknown): BatchOutcome<never> {
-  return { ok: false, error: isDatabaseUnavailable(err) ? new DatabaseUnavailableError(err) : err };
+  return { ok: false, error: asAdapterError(err) };
 }
 
 /**
@@ -155,8 +160,6 @@ function outcomeOf(err: unknown): BatchOutcome<never> {
  */
 class ArtifactStore {
   private readonly finds = new GroupCommit<PendingFind, Found | undefined>((batch) => this.lookup(batch), BATCH_ERRORS);
-
-  constructor(readonly connection: Connection) {}
 
   private request(): object | undefined {
     return currentRequest();
@@ -453,7 +456,7 @@ function driverCollection<T extends mongo.Document>(connection: Connection, name
 
 export function createAdapterFactory(connection: Connection, secretBox: SecretBox): (name: string) => Adapter {
   const adapters = new Map<string, Adapter>();
-  const store = new ArtifactStore(connection);
+  const store = new ArtifactStore();
   return (name: string) => {
     let adapter = adapters.get(name);
     if (!adapter) {
