@@ -12,6 +12,15 @@ import type { JsonOutcome } from './steps/passkey.js';
 
 const passwordForm = z.object({ login: z.string().max(LIMITS.login), password: z.string().max(LIMITS.password) });
 const short = (max: number) => z.string().max(max).default('');
+// Built once: a zod schema is costly to build, and every POST parses one.
+const forms = {
+  code: z.object({ code: short(LIMITS.code), remember: short(8) }),
+  method: z.object({ method: short(32) }),
+  action: z.object({ action: short(16) }),
+  securityCode: z.object({ code: short(LIMITS.code), confirm: short(LIMITS.code) }),
+  phone: z.object({ action: short(16), phone: short(LIMITS.phone) }),
+  actionCode: z.object({ action: short(16), code: short(LIMITS.code) }),
+};
 
 async function respond(ctx: Context, outcome: Outcome): Promise<void> {
   if ('redirect' in outcome) {
@@ -30,8 +39,8 @@ function formBody(ctx: Context): Record<string, unknown> {
 }
 
 /** Parses the form with `schema`; a malformed form is a 400 page, never a 500. */
-function fields<T extends z.ZodRawShape>(ctx: Context, shape: T): z.infer<z.ZodObject<T>> {
-  const parsed = z.object(shape).safeParse(formBody(ctx));
+function fields<T extends z.ZodRawShape>(ctx: Context, schema: z.ZodObject<T>): z.infer<z.ZodObject<T>> {
+  const parsed = schema.safeParse(formBody(ctx));
   if (!parsed.success) ctx.throw(400, 'The form was not filled in correctly. Go back and try again.');
   return parsed.data!;
 }
@@ -90,7 +99,7 @@ export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens, rateLimits
   const sf = flow.secondFactorStep;
   const enrol = flow.enrolmentStep;
   router.post('/second-factor', checkCsrf, step((c, ctx) => {
-    const form = fields(ctx, { code: short(LIMITS.code), remember: short(8) });
+    const form = fields(ctx, forms.code);
     return sf.verify(c, form.code, form.remember === '1');
   }));
   /** Asking for a code (switching to an email/SMS method, or "send a new code") is limited per IP and account. */
@@ -99,27 +108,27 @@ export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens, rateLimits
     if (!(await rateLimits.guard(ctx, 'code-send', current.account.accountId, { actor: { kind: 'account', id: current.account.accountId } }))) return;
     await respond(ctx, await handler(current, ctx));
   };
-  router.post('/second-factor/method', checkCsrf, codeSend((c, ctx) => sf.switchMethod(c, fields(ctx, { method: short(32) }).method)));
+  router.post('/second-factor/method', checkCsrf, codeSend((c, ctx) => sf.switchMethod(c, fields(ctx, forms.method).method)));
   router.post('/second-factor/resend', checkCsrf, codeSend((c) => sf.resend(c)));
 
-  router.post('/enrol/profile', checkCsrf, step((c, ctx) => enrol.profile(c, fields(ctx, { action: short(16) }).action)));
+  router.post('/enrol/profile', checkCsrf, step((c, ctx) => enrol.profile(c, fields(ctx, forms.action).action)));
   router.post('/enrol/security-code', checkCsrf, step((c, ctx) => {
-    const form = fields(ctx, { code: short(LIMITS.code), confirm: short(LIMITS.code) });
+    const form = fields(ctx, forms.securityCode);
     return enrol.securityCode(c, form.code, form.confirm);
   }));
   router.post('/enrol/phone', checkCsrf, step((c, ctx) => {
-    const form = fields(ctx, { action: short(16), phone: short(LIMITS.phone) });
+    const form = fields(ctx, forms.phone);
     return enrol.phone(c, form.action, form.phone);
   }));
   router.post('/enrol/phone-verify', checkCsrf, step((c, ctx) => {
-    const form = fields(ctx, { action: short(16), code: short(LIMITS.code) });
+    const form = fields(ctx, forms.actionCode);
     return enrol.phoneVerify(c, form.action, form.code);
   }));
   router.post('/enrol/totp', checkCsrf, step((c, ctx) => {
-    const form = fields(ctx, { action: short(16), code: short(LIMITS.code) });
+    const form = fields(ctx, forms.actionCode);
     return enrol.totp(c, form.action, form.code);
   }));
-  router.post('/enrol/method', checkCsrf, step((c, ctx) => enrol.method(c, fields(ctx, { method: short(32) }).method)));
+  router.post('/enrol/method', checkCsrf, step((c, ctx) => enrol.method(c, fields(ctx, forms.method).method)));
   router.post('/enrol/recovery-codes', checkCsrf, step((c) => enrol.recoveryCodesSaved(c)));
 
   router.post('/confirm', checkCsrf, async (ctx) => respond(ctx, await flow.submitConsent(ctx)));
