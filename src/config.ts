@@ -87,6 +87,8 @@ const configSchema = z
       uri: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URI').nullable(),
       embedded: z.object({ port: z.number().int().min(1).max(65535) }),
       serverSelectionTimeoutMs: positiveInt,
+      // A command with no answer for this long fails (503) and its connection is closed.
+      operationTimeoutMs: z.number().int().min(100, 'must be at least 100').max(600_000, 'must be at most 600000'),
     }),
     mail: z.object({
       smtpUrl: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').nullable(),
@@ -230,6 +232,7 @@ const envOverrides: Array<[variable: string, path: string, kind: 'string' | 'int
   ['GATEHOUSE_DATA_DIR', 'dataDir', 'string'],
   ['MONGODB_URI', 'mongodb.uri', 'string'],
   ['GATEHOUSE_EMBEDDED_DB_PORT', 'mongodb.embedded.port', 'int'],
+  ['MONGODB_OPERATION_TIMEOUT_MS', 'mongodb.operationTimeoutMs', 'int'],
   ['SMTP_URL', 'mail.smtpUrl', 'string'],
   ['MAIL_FROM', 'mail.from', 'string'],
   ['SMS_WEBHOOK_URL', 'sms.webhookUrl', 'string'],

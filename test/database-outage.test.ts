@@ -109,3 +109,88 @@ test('while Gatehouse is still starting (here: waiting for a database that is no
   });
   await new Promise((resolve) => again.close(resolve));
 });
+
+/**
+ * A TCP relay between Gatehouse and the database that can go silent: connections stay open but
+ * nothing gets through (a stalled server or a dropped network path, which no connection error reports).
+ */
+async function silentableRelay(targetPort: number) {
+  const net = await import('node:net');
+  let silent = false;
+  const sockets = new Set<import('node:net').Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+      sockets.add(from);
+      from.on('data', (chunk) => {
+        if (!silent) to.write(chunk);
+      });
+      from.on('error', () => to.destroy());
+      from.on('close', () => {
+        sockets.delete(from);
+        to.destroy();
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    setSilent: (value: boolean) => {
+      silent = value;
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+test('a database that stops answering without closing its connections gives 503s after the operation timeout, not a hang', async () => {
+  const { isDatabaseUnavailable } = await import('../src/db/connection.js');
+  const silentDb = await startStandin({ port: 0 });
+  const relay = await silentableRelay(silentDb.port);
+  const stalled = await startTestGatehouse('stall', {
+    dbUri: localUri(relay.port, 'stall'),
+    overrides: { mongodb: { serverSelectionTimeoutMs: 1000, operationTimeoutMs: 1500 } },
+  });
+  try {
+    const machine = await stalled.services.clients.create({ name: 'Stall machine', grantTypes: ['client_credentials'] });
+    const rp = await discover(stalled.url, machine.clientId, machine.clientSecret);
+    expect((await oidc.clientCredentialsGrant(rp, {})).access_token).toBeTruthy();
+    await stalled.services.accounts.findByLogin('nobody@example.com');
+
+    relay.setSilent(true);
+    // A direct read: fails as "database unavailable" once the operation timeout has passed.
+    let started = Date.now();
+    const readError = await stalled.services.accounts.findByLogin('nobody@example.com').then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(isDatabaseUnavailable(readError)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(8000);
+    // A token request (its client is cached, its save must reach the database): a 503 with a message.
+    started = Date.now();
+    const token = await fetch(rp.serverMetadata().token_endpoint!, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${machine.clientId}:${machine.clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+    expect(token.status).toBe(503);
+    expect(await token.json()).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(Date.now() - started).toBeLessThan(8000);
+
+    // The path answers again: Gatehouse opens fresh connections and serves tokens.
+    relay.setSilent(false);
+    await waitFor(async () => {
+      try {
+        return Boolean((await oidc.clientCredentialsGrant(rp, {})).access_token);
+      } catch {
+        return false;
+      }
+    }, 30_000);
+  } finally {
+    await stalled.close().catch(() => undefined);
+    await relay.close();
+    await silentDb.stop();
+  }
+});

@@ -16,6 +16,7 @@ import { pathToFileURL } from 'node:url';
 import mongoose from 'mongoose';
 import { generate as generateTotp } from 'otplib';
 import type * as ConfigModule from '../../src/config.js';
+import type * as ConnectionModule from '../../src/db/connection.js';
 import type * as LoggerModule from '../../src/logger.js';
 import type * as ServerModule from '../../src/server.js';
 import { announceReady, Meter, serveControl, type SeedResult } from './protocol.js';
@@ -41,6 +42,7 @@ http.Server.prototype.listen = function listenOnLoopback(this: http.Server, ...a
 const { loadConfig } = (await import(built('config.js'))) as typeof ConfigModule;
 const { createLogger } = (await import(built('logger.js'))) as typeof LoggerModule;
 const { startGatehouse } = (await import(built('server.js'))) as typeof ServerModule;
+const { connectionOptions } = (await import(built('db/connection.js'))) as typeof ConnectionModule;
 
 const meter = new Meter();
 const config = loadConfig({
@@ -60,13 +62,8 @@ config.rateLimits = {
 };
 const log = createLogger(config.logLevel);
 
-// The same options as src/db/connection.ts connectMongoose, plus command monitoring.
-const connection = mongoose.createConnection(dbUri, {
-  serverSelectionTimeoutMS: config.mongodb.serverSelectionTimeoutMs,
-  bufferCommands: false,
-  autoIndex: true,
-  monitorCommands: commandMonitoring,
-});
+// Gatehouse's own connection options, plus command monitoring.
+const connection = mongoose.createConnection(dbUri, { ...connectionOptions(config.mongodb), monitorCommands: commandMonitoring });
 await connection.asPromise();
 if (commandMonitoring) {
   connection.getClient().on('commandStarted', (event) => meter.countCommand(event.commandName, event.command));

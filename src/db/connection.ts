@@ -1,9 +1,11 @@
 /**
  * Opens the MongoDB connection Gatehouse runs on: MONGODB_URI when configured, otherwise the
  * embedded database. Commands are not buffered while disconnected: a request during an outage
- * fails fast (and becomes a 503) instead of hanging; the driver reconnects by itself.
+ * fails fast (and becomes a 503) instead of hanging; the driver reconnects by itself. A database
+ * that stops answering without closing its connections (a stalled server, a dropped network path)
+ * fails the waiting commands after the operation timeout, which also becomes a 503.
  */
-import mongoose, { type Connection } from 'mongoose';
+import mongoose, { type ConnectOptions, type Connection } from 'mongoose';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { startEmbeddedDatabase, type DatabaseKind } from './embedded.js';
@@ -18,12 +20,26 @@ export function redactUri(uri: string): string {
   return uri.replace(/\/\/[^@/]*@/, '//***@');
 }
 
-export async function connectMongoose(uri: string, serverSelectionTimeoutMs: number): Promise<Connection> {
-  const connection = mongoose.createConnection(uri, {
-    serverSelectionTimeoutMS: serverSelectionTimeoutMs,
+export interface ConnectionTimeouts {
+  serverSelectionTimeoutMs: number;
+  operationTimeoutMs: number;
+}
+
+/** The connection options every Gatehouse process uses (the benchmark adds command monitoring). */
+export function connectionOptions(timeouts: ConnectionTimeouts): ConnectOptions {
+  return {
+    serverSelectionTimeoutMS: timeouts.serverSelectionTimeoutMs,
+    // No answer on a connection within this time closes it and fails its command; no free
+    // connection within it fails the request instead of queueing it forever.
+    socketTimeoutMS: timeouts.operationTimeoutMs,
+    waitQueueTimeoutMS: timeouts.operationTimeoutMs,
     bufferCommands: false,
     autoIndex: true,
-  });
+  };
+}
+
+export async function connectMongoose(uri: string, timeouts: ConnectionTimeouts): Promise<Connection> {
+  const connection = mongoose.createConnection(uri, connectionOptions(timeouts));
   await connection.asPromise();
   return connection;
 }
@@ -41,7 +57,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   log.info({ uri: redactUri(uri), kind }, 'connecting to MongoDB');
   let connection: Connection;
   try {
-    connection = await connectMongoose(uri, config.mongodb.serverSelectionTimeoutMs);
+    connection = await connectMongoose(uri, config.mongodb);
   } catch (err) {
     await stopEmbedded().catch(() => undefined);
     throw err;
@@ -78,6 +94,8 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     err instanceof mongoose.mongo.MongoNotConnectedError ||
     err instanceof mongoose.mongo.MongoTopologyClosedError ||
     err instanceof mongoose.mongo.MongoOperationTimeoutError ||
+    // Not exported by the driver: every connection stayed busy for the whole operation timeout.
+    err.name === 'MongoWaitQueueTimeoutError' ||
     /buffering timed out|Client must be connected|connection .* closed/i.test(err.message)
   );
 }

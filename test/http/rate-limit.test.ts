@@ -258,7 +258,7 @@ describe('database failures', () => {
 
   test('a database server that went away is a 503 error too', async () => {
     const standin = await startStandin({ port: 0 });
-    const connection = await connectMongoose(localUri(standin.port, 'ratelimit_gone'), 800);
+    const connection = await connectMongoose(localUri(standin.port, 'ratelimit_gone'), { serverSelectionTimeoutMs: 800, operationTimeoutMs: 5000 });
     try {
       const rl = new RateLimits(connection, limits({ points: 5, durationSeconds: 60 }, { points: 5, durationSeconds: 60 }));
       expect((await rl.consume('signin', { ip: '192.0.2.82' })).ok).toBe(true);

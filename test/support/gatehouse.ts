@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig, type Config } from '../../src/config.js';
-import { connectMongoose, type Database } from '../../src/db/connection.js';
+import { connectMongoose, type ConnectionTimeouts, type Database } from '../../src/db/connection.js';
 import type { Clock } from '../../src/factors/types.js';
 import { createLogger } from '../../src/logger.js';
 import { startGatehouse, type RunningGatehouse } from '../../src/server.js';
@@ -18,8 +18,8 @@ export function testDatabaseUri(name: string): string {
   return uriForDatabase(base, `${name}_${randomBytes(4).toString('hex')}`);
 }
 
-export async function openTestDatabase(uri: string): Promise<Database> {
-  const connection = await connectMongoose(uri, 10_000);
+export async function openTestDatabase(uri: string, timeouts: Partial<ConnectionTimeouts> = {}): Promise<Database> {
+  const connection = await connectMongoose(uri, { serverSelectionTimeoutMs: 10_000, operationTimeoutMs: 30_000, ...timeouts });
   return { connection, kind: 'external', close: () => connection.close() };
 }
 
@@ -41,7 +41,7 @@ export async function startTestGatehouse(name: string, options: TestGatehouseOpt
     env: { NODE_ENV: 'test', PORT: '0', GATEHOUSE_SECRETS_KEY: TEST_SECRETS_KEY, ...options.env },
     overrides: { dataDir: mkdtempSync(path.join(tmpdir(), 'gatehouse-test-')), ...options.overrides },
   });
-  const database = await openTestDatabase(dbUri);
+  const database = await openTestDatabase(dbUri, { operationTimeoutMs: config.mongodb.operationTimeoutMs });
   const running = await startGatehouse(config, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), { database, ...(options.clock ? { clock: options.clock } : {}) });
   return {
     ...running,
