@@ -21,6 +21,7 @@ test('every benchmark scenario runs against Gatehouse and the baseline and yield
     // Each account signs in at most once per 30-s TOTP step: enough for a second of sign-ins on the baseline.
     accounts: 80,
     argon2Samples: 2,
+    roundTripSamples: 20,
   });
 
   expect(result.scenarios.map((s) => s.id)).toEqual(SCENARIOS.map((s) => s.id));
@@ -61,8 +62,14 @@ test('every benchmark scenario runs against Gatehouse and the baseline and yield
   expect(result.argon2.verifyCpuMs).toBeGreaterThan(0);
   expect(result.argon2.signIn?.ratioToCeiling).toBeGreaterThan(0);
   expect(result.indexCheck.length).toBeGreaterThan(0);
+  // The price of one round trip is measured, and the report sets it against the room each target leaves.
+  expect(result.roundTrip.samples).toBeGreaterThanOrEqual(20);
+  expect(result.roundTrip.aloneCpuMs).toBeGreaterThan(0);
+  expect(result.roundTrip.concurrentCpuMs).toBeGreaterThan(0);
 
   const report = formatReport(result);
+  expect(report).toMatch(/client_credentials \(opaque\): 0\.9× leaves [\d.]+ ms\/op beyond the baseline's [\d.]+; its [\d.]+ trips\/op cost about [\d.]+ ms\/op/);
+  expect(report).toMatch(/sign-in: 0\.8× leaves [\d.]+ ms per sign-in beyond argon2id's [\d.]+/);
   for (const scenario of SCENARIOS) expect(report).toContain(scenario.title);
   expect(report).toContain('password + TOTP');
   expect(report).not.toContain('PASSWORD ONLY');

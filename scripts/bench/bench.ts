@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import mongoose from 'mongoose';
 import { loadConfig } from '../../src/config.js';
 import { measureArgon2, type Argon2Ceiling } from './argon2-ceiling.js';
+import { measureRoundTrip, type RoundTripCost } from './round-trip-cost.js';
 import { openBenchDatabase, redact } from './database.js';
 import { DbServerMeter } from './db-server-meter.js';
 import { createFixtures } from './fixtures.js';
@@ -42,6 +43,8 @@ export interface BenchOptions {
   signInConnections: number;
   accounts: number;
   argon2Samples: number;
+  /** Database commands timed for the cost of one round trip (round-trip-cost.ts). */
+  roundTripSamples: number;
   /** Scenario ids to run (all when empty). */
   scenarios: string[];
   /**
@@ -75,6 +78,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   signInConnections: 10,
   accounts: 600,
   argon2Samples: 15,
+  roundTripSamples: 1000,
   scenarios: [],
   gatehouseCode: 'build',
   threadpoolSize: defaultThreadpoolSize(),
@@ -127,6 +131,8 @@ export interface BenchResult {
   options: Omit<BenchOptions, 'progress'>;
   threadpoolSize: number;
   argon2: Argon2Ceiling & { signIn?: { gatehouseCpuMsPerSignIn: number; gatehousePerCore: number; ratioToCeiling: number; baselineRatioToCeiling: number; throughputPerSec: number; ratioOfMachineCeiling: number } };
+  /** What one database round trip costs the client here (measured before the scenarios). */
+  roundTrip: RoundTripCost;
   scenarios: ScenarioResult[];
   /**
    * Every query shape Gatehouse sent (command, collection, filter fields) and the index whose leading
@@ -289,6 +295,8 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
 
     progress(`measuring argon2id verification (${options.argon2Samples} samples)…`);
     const argon2 = await measureArgon2(config.password.argon2, options.argon2Samples);
+    progress(`measuring one database round trip (${options.roundTripSamples} commands)…`);
+    const roundTrip = await measureRoundTrip(database.uri, options.roundTripSamples);
 
     const results: ScenarioResult[] = [];
     for (const scenario of scenarios) {
@@ -415,6 +423,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
             }
           : {}),
       },
+      roundTrip,
       scenarios: results,
       indexCheck,
       logs: { dir: logDir },

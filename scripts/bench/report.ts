@@ -57,6 +57,31 @@ function measurementRow(label: string, target: string, m: Measurement, db: boole
   ]);
 }
 
+/**
+ * How much CPU per operation each target leaves Gatehouse beyond what the baseline (or argon2id) needs,
+ * set against what its database round trips alone cost at the measured price of one: when the trips
+ * cost more than the room, no other saving can meet that target on this machine.
+ */
+function roomForTargets(result: BenchResult): string[] {
+  const rt = result.roundTrip;
+  const out: string[] = [];
+  for (const id of ['cc-opaque', 'introspection']) {
+    const s = result.scenarios.find((x) => x.id === id);
+    if (!s || !(s.gatehouse.dbRoundTripsPerOp > 0)) continue;
+    const room = s.baseline.cpuMsPerOp / 0.9 - s.baseline.cpuMsPerOp;
+    const trips = s.gatehouse.dbRoundTripsPerOp * rt.concurrentCpuMs;
+    out.push(`  ${s.title}: 0.9× leaves ${room.toFixed(3)} ms/op beyond the baseline's ${s.baseline.cpuMsPerOp.toFixed(3)}; its ${s.gatehouse.dbRoundTripsPerOp.toFixed(2)} trips/op cost about ${trips.toFixed(3)} ms/op (at ${rt.concurrentCpuMs.toFixed(2)} ms each, ${rt.inFlight} in flight)`);
+  }
+  const si = result.scenarios.find((x) => x.id === 'sign-in');
+  if (si && result.argon2.signIn) {
+    const argon2 = result.argon2.verifyCpuMs;
+    const room = argon2 / 0.8 - argon2;
+    const trips = (price: number) => (si.gatehouse.dbRoundTripsPerOp * price).toFixed(1);
+    out.push(`  sign-in: 0.8× leaves ${room.toFixed(1)} ms per sign-in beyond argon2id's ${argon2.toFixed(1)}; the baseline (no database) spends ${(si.baseline.cpuMsPerOp - argon2).toFixed(1)} ms there, and Gatehouse's ${si.gatehouse.dbRoundTripsPerOp.toFixed(1)} trips cost ${trips(rt.concurrentCpuMs)}–${trips(rt.aloneCpuMs)} ms (between the two prices above)`);
+  }
+  return out.length ? ['Room the targets leave, and what the database round trips alone cost:', ...out] : [];
+}
+
 function scenarioRows(s: ScenarioResult): string[] {
   const r = s.ratio;
   return [
@@ -141,6 +166,11 @@ export function formatReport(result: BenchResult): string {
     lines.push(`           Gatehouse ${si.gatehouseCpuMsPerSignIn.toFixed(1)} CPU ms per sign-in = ${si.gatehousePerCore.toFixed(1)} sign-ins/s per core = ${si.ratioToCeiling.toFixed(2)}× the ceiling (target ≥ 0.80×: ${verdict(si.ratioToCeiling, 0.8)}); baseline ${si.baselineRatioToCeiling.toFixed(2)}×`);
     lines.push(`           measured ${si.throughputPerSec.toFixed(1)} sign-ins/s = ${si.ratioOfMachineCeiling.toFixed(2)}× the ${m.cpus}-core ceiling (the load generator${result.database.standIn ? ' and the stand-in database' : ''} share those cores)`);
   }
+  lines.push('');
+
+  const rt = result.roundTrip;
+  lines.push(`One database round trip (${rt.command} with Gatehouse's driver, timed from the bench process while the targets idle): ${rt.aloneCpuMs.toFixed(2)} ms CPU each one after another (${rt.aloneWallMs.toFixed(2)} ms wall), ${rt.concurrentCpuMs.toFixed(2)} ms each with ${rt.inFlight} in flight`);
+  lines.push(...roomForTargets(result));
   lines.push('');
 
   lines.push('Targets of issue 7:');

@@ -19,6 +19,7 @@ const HELP = `Usage: npm run bench -- [options]
   --accounts N            accounts seeded into each target, each with TOTP; an account signs in at most once per
                           30-s TOTP step, so give at least the sign-ins one step can see (default ${DEFAULT_OPTIONS.accounts})
   --argon2-samples N      argon2id verifications timed for the ceiling (default ${DEFAULT_OPTIONS.argon2Samples})
+  --round-trip-samples N  database commands timed for the cost of one round trip (default ${DEFAULT_OPTIONS.roundTripSamples})
   --scenarios a,b         only these (${SCENARIOS.map((s) => s.id).join(', ')})
   --threadpool N          UV_THREADPOOL_SIZE for both targets (default: $UV_THREADPOOL_SIZE, else max(4, cores) = ${DEFAULT_OPTIONS.threadpoolSize})
   --db-uri URI            MongoDB server to use (default: what the tests use: MONGODB_URI, a local mongod, else the stand-in)
@@ -49,6 +50,7 @@ const { values } = parseArgs({
     'signin-connections': { type: 'string' },
     accounts: { type: 'string' },
     'argon2-samples': { type: 'string' },
+    'round-trip-samples': { type: 'string' },
     scenarios: { type: 'string' },
     threadpool: { type: 'string' },
     'db-uri': { type: 'string' },
@@ -75,6 +77,7 @@ const options: Partial<BenchOptions> = {
   signInConnections: Math.max(1, Math.round(positive('signin-connections', values['signin-connections'], DEFAULT_OPTIONS.signInConnections, 1000))),
   accounts: Math.max(1, Math.round(positive('accounts', values.accounts, DEFAULT_OPTIONS.accounts, 1000))),
   argon2Samples: Math.max(1, Math.round(positive('argon2-samples', values['argon2-samples'], DEFAULT_OPTIONS.argon2Samples, 1000))),
+  roundTripSamples: Math.max(10, Math.round(positive('round-trip-samples', values['round-trip-samples'], DEFAULT_OPTIONS.roundTripSamples, 100_000))),
   scenarios: values.scenarios ? values.scenarios.split(',').map((s) => s.trim()).filter(Boolean) : [],
   threadpoolSize: Math.max(1, Math.round(positive('threadpool', values.threadpool, DEFAULT_OPTIONS.threadpoolSize, 1024))),
   gatehouseCode: values.source ? 'source' : values['no-build'] ? 'existing' : 'build',
