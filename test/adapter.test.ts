@@ -6,7 +6,10 @@ import { SecretBox } from '../src/crypto/secret-box.js';
 import type { Database } from '../src/db/connection.js';
 import { localUri } from '../src/db/embedded.js';
 import { startStandin } from '../src/db/standin.js';
-import { ARTIFACT_MODELS, CLIENTS_COLLECTION, collectionFor, createAdapterFactory, DatabaseUnavailableError, ensureAdapterIndexes } from '../src/oidc/adapter.js';
+import { ARTIFACT_MODELS, CLIENTS_COLLECTION, collectionFor, createAdapterFactory, DatabaseUnavailableError, ensureAdapterIndexes, guardDatabase } from '../src/oidc/adapter.js';
+import { AccountService } from '../src/accounts/accounts.js';
+import { createFindAccount } from '../src/oidc/claims.js';
+import { cheapHasher } from './factors/helpers.js';
 import { removeArtifacts } from '../src/oidc/revocation.js';
 import { openTestDatabase, testDatabaseUri } from './support/gatehouse.js';
 
@@ -203,6 +206,24 @@ test('during an outage, saves and finds sent together fail as DatabaseUnavailabl
     await connection.close().catch(() => undefined);
     await standin.stop();
   }
+});
+
+test('the account lookup oidc-provider makes (findAccount) fails as DatabaseUnavailableError during an outage; other errors pass unchanged', async () => {
+  const standin = await startStandin({ port: 0 });
+  const connection = await mongoose.createConnection(localUri(standin.port, 'find_account_outage'), { serverSelectionTimeoutMS: 500 }).asPromise();
+  try {
+    const accounts = new AccountService(connection, cheapHasher());
+    const findAccount = createFindAccount(accounts);
+    expect(await findAccount({} as never, 'no-such-account')).toBeUndefined();
+    await standin.stop();
+    // oidc-provider answers any other error from findAccount with a 500 server_error.
+    await expect(findAccount({} as never, 'no-such-account')).rejects.toMatchObject({ name: 'DatabaseUnavailableError', status: 503, error: 'temporarily_unavailable' });
+  } finally {
+    await connection.close().catch(() => undefined);
+    await standin.stop();
+  }
+  const bug = new TypeError('not a database problem');
+  await expect(guardDatabase(() => Promise.reject(bug))).rejects.toBe(bug);
 });
 
 test('revocation by account or client finds records by their indexed field and records written before it', async () => {

@@ -81,7 +81,12 @@ function asAdapterError(err: unknown): unknown {
   return isDatabaseUnavailable(err) ? new DatabaseUnavailableError(err) : err;
 }
 
-async function guard<T>(operation: () => Promise<T>): Promise<T> {
+/**
+ * Runs a database operation for oidc-provider: an outage becomes a 503 `temporarily_unavailable`.
+ * Everything oidc-provider awaits that reads or writes the database goes through this (the adapter, and
+ * our hooks such as findAccount), because oidc-provider turns any other error into a 500 `server_error`.
+ */
+export async function guardDatabase<T>(operation: () => Promise<T>): Promise<T> {
   try {
     return await operation();
   } catch (err) {
@@ -321,7 +326,7 @@ class ArtifactAdapter implements Adapter {
   }
 
   private async findOne(filter: Partial<ArtifactDocument>): Promise<AdapterPayload | undefined> {
-    return this.payloadOf(await guard(() => this.collection.findOne(filter)));
+    return this.payloadOf(await guardDatabase(() => this.collection.findOne(filter)));
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -346,19 +351,19 @@ class ArtifactAdapter implements Adapter {
   async consume(id: string): Promise<void> {
     this.store.forget(this.model);
     await this.writes.settled();
-    await guard(() => this.collection.updateOne({ _id: id }, { $set: { consumed: Math.floor(Date.now() / 1000) } }));
+    await guardDatabase(() => this.collection.updateOne({ _id: id }, { $set: { consumed: Math.floor(Date.now() / 1000) } }));
   }
 
   async destroy(id: string): Promise<void> {
     this.store.forget(this.model);
     await this.writes.settled();
-    await guard(() => this.collection.deleteOne({ _id: id }));
+    await guardDatabase(() => this.collection.deleteOne({ _id: id }));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
     this.store.forget(this.model);
     await this.writes.settled();
-    await guard(() => this.collection.deleteMany({ grantId }));
+    await guardDatabase(() => this.collection.deleteMany({ grantId }));
   }
 }
 
@@ -391,7 +396,7 @@ class ClientAdapter implements Adapter {
     const set: Partial<ClientDocument> = { metadata, updatedAt: now };
     if (secret) set.secretSealed = this.secretBox.seal(secret, clientSecretContext(id));
     try {
-      await guard(() =>
+      await guardDatabase(() =>
         this.collection.updateOne(
           { _id: id },
           { $set: set, ...(secret ? {} : { $unset: { secretSealed: '' } }), $setOnInsert: { createdAt: now } },
@@ -413,7 +418,7 @@ class ClientAdapter implements Adapter {
       }
     }
     const version = this.version;
-    const doc = await guard(() => this.collection.findOne({ _id: id }));
+    const doc = await guardDatabase(() => this.collection.findOne({ _id: id }));
     if (!doc) return undefined;
     const secret = doc.secretSealed ? this.secretBox.open(doc.secretSealed, clientSecretContext(id)) : undefined;
     const payload = { ...doc.metadata, client_id: id, ...(secret ? { client_secret: secret } : {}) } as AdapterPayload;
@@ -426,7 +431,7 @@ class ClientAdapter implements Adapter {
 
   async destroy(id: string): Promise<void> {
     try {
-      await guard(() => this.collection.deleteOne({ _id: id }));
+      await guardDatabase(() => this.collection.deleteOne({ _id: id }));
     } finally {
       this.invalidate(id);
     }

@@ -5,7 +5,7 @@
 import type { Account, FindAccount } from 'oidc-provider';
 import type { AccountService } from '../accounts/accounts.js';
 import type { AccountDocument, AccountFields } from '../accounts/account.model.js';
-import { readAheadAccount } from './adapter.js';
+import { guardDatabase, readAheadAccount } from './adapter.js';
 
 export function accountClaims(account: AccountFields): Record<string, unknown> {
   return {
@@ -47,7 +47,7 @@ export class RequestAccounts {
 export function createFindAccount(accounts: AccountService | RequestAccounts): FindAccount {
   const reads = accounts instanceof RequestAccounts ? accounts : new RequestAccounts(accounts);
   return async (ctx, sub): Promise<Account | undefined> => {
-    const account = await reads.find(ctx, sub);
+    const account = await guardDatabase(() => reads.find(ctx, sub));
     // A disabled or locked account is not found, which ends its existing sessions.
     if (!account || account.status !== 'active') return undefined;
     const claims = accountClaims(account);

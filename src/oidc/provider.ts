@@ -10,7 +10,7 @@ import type { AccountService } from '../accounts/accounts.js';
 import type { Logger } from '../logger.js';
 import { resourceIndicators, resourceScopesRequested } from './resource-servers.js';
 import { renderView } from '../http/render.js';
-import { collectionFor, createAdapterFactory } from './adapter.js';
+import { collectionFor, createAdapterFactory, guardDatabase } from './adapter.js';
 import { createFindAccount, RequestAccounts } from './claims.js';
 import { buildInteractionPolicy } from './interaction-policy.js';
 import type { ProviderKeys } from './keys.js';
@@ -135,12 +135,14 @@ export function buildProvider(deps: ProviderDeps): Provider {
       if ((client as unknown as Record<string, unknown>)[FIRST_PARTY] !== true) {
         // Consent given earlier (in another browser, or a session that has since expired) is remembered:
         // the newest live grant of this account for this client; oidc-provider asks only for what it lacks.
-        const remembered = await connection
-          .collection<{ _id: string; expiresAt?: Date }>(collectionFor('Grant'))
-          .find({ accountId: ctx.oidc.session!.accountId!, clientId: client.clientId, expiresAt: { $gt: new Date() } }, { projection: { _id: 1 } })
-          .sort({ expiresAt: -1 })
-          .limit(1)
-          .toArray();
+        const remembered = await guardDatabase(() =>
+          connection
+            .collection<{ _id: string; expiresAt?: Date }>(collectionFor('Grant'))
+            .find({ accountId: ctx.oidc.session!.accountId!, clientId: client.clientId, expiresAt: { $gt: new Date() } }, { projection: { _id: 1 } })
+            .sort({ expiresAt: -1 })
+            .limit(1)
+            .toArray(),
+        );
         return remembered[0] ? ctx.oidc.provider.Grant.find(remembered[0]._id) : undefined;
       }
       // First-party clients: everything they ask for is granted without a consent page.
@@ -148,7 +150,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
       const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId });
       // Admin scopes only for the matching roles; the others are recorded as declined, not asked again.
       const requested = ctx.oidc.requestParamScopes ? [...ctx.oidc.requestParamScopes] : ['openid'];
-      const roles = (await requestAccounts.find(ctx, accountId))?.roles ?? [];
+      const roles = (await guardDatabase(() => requestAccounts.find(ctx, accountId)))?.roles ?? [];
       const { granted, rejected } = partitionScopesForAccount(requested, roles);
       grant.addOIDCScope(granted.join(' '));
       if (rejected.length) grant.rejectOIDCScope(rejected.join(' '));

@@ -20,6 +20,7 @@ import { isAdminScope } from '../admin/permissions.js';
 import { NotFoundError } from '../errors.js';
 import { clientMetadataProblems, metadataTypeProblems } from './clients.js';
 import { randomId } from '../crypto/ids.js';
+import { guardDatabase } from './adapter.js';
 import { CLIENT_ARTIFACTS, removeArtifacts } from './revocation.js';
 import type { Logger } from '../logger.js';
 
@@ -197,7 +198,7 @@ export function registrationFeatures(connection: Connection): Pick<NonNullable<C
           // Full schema validation before the use is taken, so a rejected request costs no use.
           await oidcCtx.oidc.provider.Client.validate({ ...(properties as Record<string, unknown>) } as never);
           if (oidcCtx.oidc.route !== 'registration') return;
-          const used = await consumeRegistrationToken(connection, oidcCtx.oidc.getAccessToken());
+          const used = await guardDatabase(() => consumeRegistrationToken(connection, oidcCtx.oidc.getAccessToken()));
           if (!used) throw new errors.InvalidToken('the initial access token was revoked, has expired or has no uses left');
           oidcCtx.state.registrationTokenId = used.id;
           if (used.exhausted) await oidcCtx.oidc.entities.InitialAccessToken?.destroy();
