@@ -87,8 +87,9 @@ const configSchema = z
       uri: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URI').nullable(),
       embedded: z.object({ port: z.number().int().min(1).max(65535) }),
       serverSelectionTimeoutMs: positiveInt,
-      // A command with no answer for this long fails (503) and its connection is closed.
-      operationTimeoutMs: z.number().int().min(100, 'must be at least 100').max(600_000, 'must be at most 600000'),
+      // A command with no answer for this long fails (503) and its connection is closed. Reads are retried
+      // once by the driver, so a read can wait twice this. It bounds start-up's index builds too.
+      operationTimeoutMs: z.number().int().min(1000, 'must be at least 1000').max(600_000, 'must be at most 600000'),
     }),
     mail: z.object({
       smtpUrl: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').nullable(),

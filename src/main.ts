@@ -22,7 +22,19 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  const gatehouse = await startGatehouse(config, log);
+  let gatehouse;
+  try {
+    gatehouse = await startGatehouse(config, log);
+  } catch (err) {
+    if ((err as Error).name === 'MongoNetworkTimeoutError') {
+      // Start-up creates indexes; on a large collection that is getting a new one this can outlast the timeout.
+      console.error(
+        `The database did not answer within mongodb.operationTimeoutMs (${config.mongodb.operationTimeoutMs} ms) while Gatehouse was starting. ` +
+          'If it is building an index on a large collection, let the build finish, or raise MONGODB_OPERATION_TIMEOUT_MS for this start.',
+      );
+    }
+    throw err;
+  }
   const { url, demo } = gatehouse;
 
   const lines = [

@@ -19,10 +19,10 @@ test('environment variables override the files', () => {
   expect(config.mongodb.uri).toBe('mongodb://db.internal:27017/gh');
   expect(config.secrets.key).toBe(KEY);
   expect(loadConfig({ env: { ISSUER: 'https://login.example.com/' } }).issuer).toBe('https://login.example.com');
-  // How long a stalled database may keep a request waiting: 30 s unless set, and never absurd.
-  expect(loadConfig({ env: {} }).mongodb.operationTimeoutMs).toBe(30_000);
+  // How long a stalled database may keep a request waiting: 20 s unless set, and never absurd.
+  expect(loadConfig({ env: {} }).mongodb.operationTimeoutMs).toBe(20_000);
   expect(loadConfig({ env: { MONGODB_OPERATION_TIMEOUT_MS: '5000' } }).mongodb.operationTimeoutMs).toBe(5000);
-  expect(() => loadConfig({ env: { MONGODB_OPERATION_TIMEOUT_MS: '5' } })).toThrow(/mongodb\.operationTimeoutMs: must be at least 100/);
+  expect(() => loadConfig({ env: { MONGODB_OPERATION_TIMEOUT_MS: '50' } })).toThrow(/mongodb\.operationTimeoutMs: must be at least 1000/);
 });
 
 test('production requires the secrets key and turns the demo off', () => {

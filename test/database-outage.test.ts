@@ -148,19 +148,22 @@ async function silentableRelay(targetPort: number) {
 test('a database that stops answering without closing its connections gives 503s after the operation timeout, not a hang', async () => {
   const { isDatabaseUnavailable } = await import('../src/db/connection.js');
   const silentDb = await startStandin({ port: 0 });
-  const relay = await silentableRelay(silentDb.port);
-  const stalled = await startTestGatehouse('stall', {
-    dbUri: localUri(relay.port, 'stall'),
-    overrides: { mongodb: { serverSelectionTimeoutMs: 1000, operationTimeoutMs: 1500 } },
-  });
+  let relay: Awaited<ReturnType<typeof silentableRelay>> | undefined;
+  let stalled: TestGatehouse | undefined;
   try {
+    relay = await silentableRelay(silentDb.port);
+    stalled = await startTestGatehouse('stall', {
+      dbUri: localUri(relay.port, 'stall'),
+      overrides: { mongodb: { serverSelectionTimeoutMs: 1000, operationTimeoutMs: 1500 } },
+    });
     const machine = await stalled.services.clients.create({ name: 'Stall machine', grantTypes: ['client_credentials'] });
     const rp = await discover(stalled.url, machine.clientId, machine.clientSecret);
     expect((await oidc.clientCredentialsGrant(rp, {})).access_token).toBeTruthy();
     await stalled.services.accounts.findByLogin('nobody@example.com');
 
     relay.setSilent(true);
-    // A direct read: fails as "database unavailable" once the operation timeout has passed.
+    // A direct read: fails as "database unavailable" once the operation timeout has passed (twice: the
+    // driver retries a read once).
     let started = Date.now();
     const readError = await stalled.services.accounts.findByLogin('nobody@example.com').then(
       () => null,
@@ -189,8 +192,8 @@ test('a database that stops answering without closing its connections gives 503s
       }
     }, 30_000);
   } finally {
-    await stalled.close().catch(() => undefined);
-    await relay.close();
+    await stalled?.close().catch(() => undefined);
+    await relay?.close();
     await silentDb.stop();
   }
 });

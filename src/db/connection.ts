@@ -29,8 +29,8 @@ export interface ConnectionTimeouts {
 export function connectionOptions(timeouts: ConnectionTimeouts): ConnectOptions {
   return {
     serverSelectionTimeoutMS: timeouts.serverSelectionTimeoutMs,
-    // No answer on a connection within this time closes it and fails its command; no free
-    // connection within it fails the request instead of queueing it forever.
+    // No answer on a connection within this time closes it and fails its command (a read is retried
+    // once); no free connection within it fails the request instead of queueing it forever.
     socketTimeoutMS: timeouts.operationTimeoutMs,
     waitQueueTimeoutMS: timeouts.operationTimeoutMs,
     bufferCommands: false,
