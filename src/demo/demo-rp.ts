@@ -16,20 +16,33 @@ export function demoRoutes(services: Services): Router {
   const router = new Router({ prefix: '/demo' });
   const callbackUrl = `${config.issuer}/demo/callback`;
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, signed: true, secure: config.issuer.startsWith('https:'), path: '/demo' };
-  let discovered: Promise<oidc.Configuration> | undefined;
+  // Discovered once per client secret: a rotated secret (CLI `client rotate-secret`) is picked up on the
+  // next sign-in, as soon as the provider serves the new one.
+  let discovered: { secret: string | undefined; configuration: Promise<oidc.Configuration> } | undefined;
 
   async function rpConfiguration(): Promise<oidc.Configuration> {
     const client = await provider.Client.find(config.demo.clientId);
     if (!client) throw Object.assign(new Error('The demo client is not registered.'), { status: 404, expose: true });
-    discovered ??= oidc
-      .discovery(new URL(config.issuer), client.clientId, client.clientSecret, undefined, {
-        execute: config.issuer.startsWith('http:') ? [oidc.allowInsecureRequests] : [],
-      })
-      .catch((err: unknown) => {
-        discovered = undefined;
-        throw err;
-      });
-    return discovered;
+    let current = discovered;
+    if (!current || current.secret !== client.clientSecret) {
+      const configuration = oidc
+        .discovery(new URL(config.issuer), client.clientId, client.clientSecret, undefined, {
+          execute: config.issuer.startsWith('http:') ? [oidc.allowInsecureRequests] : [],
+        })
+        .catch((err: unknown) => {
+          discovered = undefined;
+          throw err;
+        });
+      discovered = current = { secret: client.clientSecret, configuration };
+    }
+    return current.configuration;
+  }
+
+  /** What went wrong, with the OAuth error the token endpoint gave when there was one. */
+  function describe(err: unknown): string {
+    const { error, error_description: description } = err as { error?: unknown; error_description?: unknown };
+    if (typeof error === 'string') return `${error}${typeof description === 'string' ? ` (${description})` : ''}`;
+    return (err as Error).message;
   }
 
   async function page(ctx: Context, locals: Record<string, unknown>): Promise<void> {
@@ -80,7 +93,7 @@ export function demoRoutes(services: Services): Router {
       return page(ctx, { result: { claims, userinfo } });
     } catch (err) {
       ctx.status = 400;
-      return page(ctx, { error: `The code exchange failed: ${(err as Error).message}` });
+      return page(ctx, { error: `The code exchange failed: ${describe(err)}` });
     }
   });
 

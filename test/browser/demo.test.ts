@@ -56,3 +56,21 @@ testIfChromium('demo sign-in, consent, claims and sign-out in a real browser', a
   await page.waitForURL(/\/interaction\//);
   expect(await page.getByLabel('Password').isVisible()).toBe(true);
 });
+
+testIfChromium('after the demo client\'s secret is rotated, the demo app signs in with the new one', async () => {
+  await gh.services.clients.rotateSecret(gh.config.demo.clientId);
+  const page = await browser.newPage();
+  await page.goto(`${gh.url}/demo`);
+  await page.getByRole('link', { name: 'Sign in with Gatehouse' }).click();
+  await page.waitForURL(/\/interaction\//);
+  await page.getByLabel('User ID or email').fill(gh.config.demo.userId);
+  await page.getByLabel('Password').fill(gh.config.demo.password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  // Consent was given in the first test; whether it is asked again does not matter here.
+  const allow = page.getByRole('button', { name: 'Allow' });
+  await Promise.race([page.waitForURL(/\/demo\/callback/), allow.waitFor()]);
+  if (await allow.isVisible()) await allow.click();
+  await page.waitForURL(/\/demo\/callback/);
+  expect(await page.locator('#id-token-claims').count()).toBe(1);
+  expect(JSON.parse((await page.textContent('#id-token-claims'))!)).toMatchObject({ aud: gh.config.demo.clientId });
+});
