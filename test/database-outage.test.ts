@@ -3,7 +3,7 @@
  * recovers by itself when the database comes back. Runs on its own stand-in process, which it stops
  * and restarts (with its snapshot file, so the data is the same when it comes back).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as oidc from 'openid-client';
@@ -40,6 +40,8 @@ test('a database outage gives 503s and Gatehouse recovers when the database retu
   const rp = await discover(gh.url, machine.clientId, machine.clientSecret);
   expect((await oidc.clientCredentialsGrant(rp, {})).access_token).toBeTruthy();
   await new Promise((r) => setTimeout(r, 600)); // let the stand-in write its snapshot
+  // It holds password hashes and sealed keys: readable by its owner only.
+  expect(statSync(dataFile).mode & 0o777).toBe(0o600);
 
   await standin.stop();
 

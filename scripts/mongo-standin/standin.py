@@ -1205,7 +1205,10 @@ class StandIn(object):
         directory = os.path.dirname(os.path.abspath(self.data_file))
         tmp = os.path.join(directory, '.%s.%d.tmp' % (os.path.basename(self.data_file),
                                                       os.getpid()))
-        with open(tmp, 'wb') as fh:
+        # Owner-only: the snapshot holds password hashes, sealed keys and the audit log.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, 'wb') as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

@@ -65,7 +65,8 @@ export async function startEmbeddedDatabase(options: { port: number; dataDir: st
   }
 
   const dbPath = path.join(dataDir, 'mongo');
-  mkdirSync(dbPath, { recursive: true });
+  // Owner-only, like the secrets key beside it: the database files hold every account's data.
+  mkdirSync(dbPath, { recursive: true, mode: 0o700 });
   try {
     const mongod = await startMongod({ port, dbPath });
     log.info({ port, dbPath }, 'started an embedded mongod (mongodb-memory-server)');
