@@ -10,6 +10,10 @@ import type { CsrfTokens } from './csrf.js';
 import { LIMITS, type Current, type Outcome, type SignInFlow } from './flow.js';
 import type { JsonOutcome } from './steps/passkey.js';
 
+/** oidc-provider's interaction ids (nanoid: URL-safe letters, digits, "_" and "-"); nothing else is redirected to. */
+const INTERACTION_UID = /^[A-Za-z0-9_-]{1,64}$/;
+const PREFIX = '/interaction/:uid';
+
 const passwordForm = z.object({ login: z.string().max(LIMITS.login), password: z.string().max(LIMITS.password) });
 const short = (max: number) => z.string().max(max).default('');
 // Built once: a zod schema is costly to build, and every POST parses one.
@@ -46,7 +50,7 @@ function fields<T extends z.ZodRawShape>(ctx: Context, schema: z.ZodObject<T>): 
 }
 
 export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens, rateLimits: RateLimits): Router {
-  const router = new Router({ prefix: '/interaction/:uid' });
+  const router = new Router({ prefix: PREFIX });
 
   // Every POST must carry the CSRF token for this interaction.
   const checkCsrf = async (ctx: Context, next: () => Promise<unknown>) => {
@@ -133,6 +137,18 @@ export function interactionRoutes(flow: SignInFlow, csrf: CsrfTokens, rateLimits
 
   router.post('/confirm', checkCsrf, async (ctx) => respond(ctx, await flow.submitConsent(ctx)));
   router.post('/abort', checkCsrf, async (ctx) => respond(ctx, await flow.deny(ctx)));
+
+  // After a POST the address bar shows the form's URL (a wrong password, an enrolment step); reloading it
+  // sends a GET. That goes back to the interaction's page, which shows whatever step the flow is at, instead
+  // of a bare 405. Only the validated uid goes into the Location, so this cannot redirect anywhere else.
+  const backToStep = async (ctx: Context) => {
+    const uid = ctx.params.uid!;
+    if (!INTERACTION_UID.test(uid)) return ctx.throw(404, 'There is nothing at this address.');
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${uid}`);
+  };
+  const formPaths = new Set(router.stack.flatMap((layer) => (layer.methods.includes('POST') && typeof layer.path === 'string' ? [layer.path.slice(PREFIX.length)] : [])));
+  for (const path of formPaths) router.get(path, backToStep);
 
   return router;
 }
