@@ -48,6 +48,10 @@ export interface RecoveryDeps {
 /** Who is asking: for the audit log and the mails. */
 export type RequestFacts = Pick<AuditEvent, 'ip' | 'userAgent' | 'requestId'>;
 
+/** Schedules work for after the answer to the request has gone out (routes: when the response closes). */
+export type AfterAnswer = (run: () => void) => void;
+const nextTurn: AfterAnswer = (run) => void setImmediate(run);
+
 export const RECOVERY_FLOW_MINUTES = 15;
 export const RECOVERY_MAX_ATTEMPTS = 5;
 
@@ -78,22 +82,28 @@ export class Recovery {
     return account !== null && account.status !== 'disabled';
   }
 
-  /** Runs `work` without waiting for it; failures are logged, never shown (nor timed) to the requester. */
-  private inBackground(what: string, work: () => Promise<unknown>): void {
-    work().catch((err: unknown) => this.deps.log.warn({ err: { message: (err as Error).message } }, `${what} failed`));
+  /**
+   * Runs `work` once the answer has gone out (`after`), without waiting for it; failures are logged,
+   * never shown to the requester. Started any earlier, even its synchronous part (rendering a mail)
+   * would show in the response time of a request for an existing account.
+   */
+  private inBackground(what: string, after: AfterAnswer, work: () => Promise<unknown>): void {
+    after(() => {
+      work().catch((err: unknown) => this.deps.log.warn({ err: { message: (err as Error).message } }, `${what} failed`));
+    });
   }
 
-  private sendPasscode(flowId: string, account: AccountDocument, channel: RecoveryChannel): void {
+  private sendPasscode(flowId: string, account: AccountDocument, channel: RecoveryChannel, after: AfterAnswer): void {
     const subject = subjectFromAccount(account);
     const context = { interactionId: flowId };
-    this.inBackground('recovery passcode', async () => {
+    this.inBackground('recovery passcode', after, async () => {
       if (channel === 'email') await this.deps.factors.emailOtp.challenge(subject, context, 'recovery');
       else if (account.phoneVerified) await this.deps.factors.smsOtp.challenge(subject, context, 'recovery');
     });
   }
 
   /** Starts a password recovery for whatever was typed; returns the new flow's id (for the cookie). */
-  async start(identifier: string, channel: RecoveryChannel, facts: RequestFacts): Promise<string> {
+  async start(identifier: string, channel: RecoveryChannel, facts: RequestFacts, after: AfterAnswer = nextTurn): Promise<string> {
     const id = randomBytes(24).toString('base64url');
     const found = await this.deps.accounts.findByLogin(identifier);
     const account = this.usable(found) ? found : null;
@@ -101,7 +111,7 @@ export class Recovery {
     const identifierKey = this.deps.lockout.keyForIdentifier(identifier);
     await this.deps.flows.create({ _id: id, accountId: account?.accountId ?? null, identifierKey, channel, step: 'verify', attempts: 0, expiresAt });
     await this.record('recovery.started', 'success', facts, account?.accountId ?? null, { channel, matched: account !== null });
-    if (account) this.sendPasscode(id, account, channel);
+    if (account) this.sendPasscode(id, account, channel, after);
     return id;
   }
 
@@ -110,10 +120,10 @@ export class Recovery {
   }
 
   /** Sends a new passcode for the flow (the code store's cooldown and hourly cap apply); silent either way. */
-  async resend(flow: RecoveryFlow): Promise<void> {
+  async resend(flow: RecoveryFlow, after: AfterAnswer = nextTurn): Promise<void> {
     if (!flow.accountId || flow.step !== 'verify') return;
     const account = await this.deps.accounts.findByAccountId(flow.accountId);
-    if (this.usable(account)) this.sendPasscode(flow._id, account, flow.channel);
+    if (this.usable(account)) this.sendPasscode(flow._id, account, flow.channel, after);
   }
 
   /**
@@ -190,13 +200,13 @@ export class Recovery {
   }
 
   /** Mails the User ID to the address, if an account has it; nothing in the answer or its timing says whether. */
-  async forgotUserId(email: string, facts: RequestFacts): Promise<void> {
+  async forgotUserId(email: string, facts: RequestFacts, after: AfterAnswer = nextTurn): Promise<void> {
     const normalized = email.trim().toLowerCase();
     const found = normalized.includes('@') ? await this.deps.accounts.findByLogin(normalized) : null;
     const account = this.usable(found) && found.email ? found : null;
     await this.record('recovery.user_id_requested', 'success', facts, account?.accountId ?? null, { matched: account !== null });
     if (account) {
-      this.inBackground('User ID reminder mail', () =>
+      this.inBackground('User ID reminder mail', after, () =>
         this.deps.mailer.send(account.email!, 'Your Gatehouse User ID', 'user-id-reminder', { name: account.name, userId: account.userId, signInHint: `${this.deps.issuer}/recover` }),
       );
     }

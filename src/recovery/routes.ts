@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { FormCsrf } from '../http/form-csrf.js';
 import type { RateLimits } from '../http/rate-limit.js';
 import { deviceLabel } from '../http/user-agent.js';
-import { RECOVERY_FLOW_MINUTES, type Recovery, type RequestFacts } from './recovery.js';
+import { RECOVERY_FLOW_MINUTES, type AfterAnswer, type Recovery, type RequestFacts } from './recovery.js';
 
 const FLOW_COOKIE = 'gh_recovery';
 
@@ -33,6 +33,9 @@ function form(ctx: Context): Record<string, unknown> {
 export function recoveryRoutes(options: RecoveryRouteOptions): Router {
   const { recovery, csrf, rateLimits } = options;
   const router = new Router();
+
+  // Mail for an existing account is prepared and sent only after the answer is out, so its time never differs.
+  const afterAnswer = (ctx: Context): AfterAnswer => (run) => void ctx.res.once('close', run);
 
   const facts = (ctx: Context): RequestFacts => ({
     ip: ctx.ip,
@@ -84,7 +87,7 @@ export function recoveryRoutes(options: RecoveryRouteOptions): Router {
     const identifier = login.trim();
     if (!identifier || (channel !== 'email' && channel !== 'sms')) return startPage(ctx, 'Enter your User ID or email and choose where to send the passcode.', 400);
     if (!(await rateLimits.guard(ctx, 'recovery', identifier))) return;
-    setFlowCookie(ctx, await recovery.start(identifier, channel, facts(ctx)));
+    setFlowCookie(ctx, await recovery.start(identifier, channel, facts(ctx), afterAnswer(ctx)));
     ctx.status = 303;
     ctx.redirect('/recover/verify');
   });
@@ -118,7 +121,7 @@ export function recoveryRoutes(options: RecoveryRouteOptions): Router {
     const flow = await currentFlow(ctx);
     if (!flow) return expired(ctx);
     if (!(await rateLimits.guard(ctx, 'code-send', flow.identifierKey))) return;
-    await recovery.resend(flow);
+    await recovery.resend(flow, afterAnswer(ctx));
     return verifyPage(ctx, flow.channel, { notice: 'If an account matches, we sent a new passcode. Codes sent moments apart may take a little while.' });
   });
 
@@ -162,7 +165,7 @@ export function recoveryRoutes(options: RecoveryRouteOptions): Router {
     const address = email.trim();
     if (!/^[^\s@]+@[^\s@]+$/.test(address)) return userIdPage(ctx, { email: address, error: 'Enter the email address on your account, like name@example.com.' }, 400);
     if (!(await rateLimits.guard(ctx, 'recovery', address))) return;
-    await recovery.forgotUserId(address, facts(ctx));
+    await recovery.forgotUserId(address, facts(ctx), afterAnswer(ctx));
     return render(ctx, 'recover-done', {
       title: 'Check your email',
       heading: 'Check your email',
