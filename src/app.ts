@@ -92,7 +92,8 @@ export async function createServices(config: Config, log: Logger, connection: Co
     maxLength: config.password.maxLength,
     composition: config.password.composition,
   });
-  const accounts = new AccountService(connection, hasher);
+  const policies = PolicyStore.open(policiesFile(), { log, clock });
+  const accounts = new AccountService(connection, hasher, policies);
   const audit = new AuditLog(connection, log, { retentionDays: config.audit.retentionDays });
   await Promise.all([ensureAdapterIndexes(connection), accounts.model.init(), audit.init()]);
   const keys = await loadProviderKeys(connection, secretBox);
@@ -104,7 +105,6 @@ export async function createServices(config: Config, log: Logger, connection: Co
   revokeOnSelfDeletion(provider, connection, log);
   const clients = new ClientRegistry(provider, connection, secretBox);
   const mailer = new Mailer(config.mail, log, config.env === 'production' ? undefined : new DevMailbox());
-  const policies = PolicyStore.open(policiesFile(), { log, clock });
   const sms = createSmsGateway(config.sms, config.env, log);
   const relyingParty = resolveRelyingPartySettings(config.webauthn, config.issuer);
   if (!relyingParty.ok) log.warn({ problems: relyingParty.problems }, 'passkeys (WebAuthn) are unavailable with this issuer');

@@ -212,7 +212,7 @@ test('the account lookup oidc-provider makes (findAccount) fails as DatabaseUnav
   const standin = await startStandin({ port: 0 });
   const connection = await mongoose.createConnection(localUri(standin.port, 'find_account_outage'), { serverSelectionTimeoutMS: 500 }).asPromise();
   try {
-    const accounts = new AccountService(connection, cheapHasher());
+    const accounts = new AccountService(connection, cheapHasher(), { marketCodes: () => [] });
     const findAccount = createFindAccount(accounts);
     expect(await findAccount({} as never, 'no-such-account')).toBeUndefined();
     await standin.stop();

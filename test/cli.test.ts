@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as oidc from 'openid-client';
 import { projectRoot } from '../src/config.js';
+import { Lockout } from '../src/accounts/lockout.js';
 import type { Database } from '../src/db/connection.js';
+import { systemClock } from '../src/factors/types.js';
 import { openTestDatabase, startTestGatehouse, testDatabaseUri, TEST_SECRETS_KEY, type TestGatehouse } from './support/gatehouse.js';
 import { discover, exchange, RP_REDIRECT, signIn, startAuthorization } from './support/rp.js';
 
@@ -130,7 +132,7 @@ beforeAll(async () => {
     },
     { args: ['client', 'create', '--name', 'CLI Nightly Batch', '--grant-type', 'client_credentials', '--json'] },
     {
-      args: ['account', 'create', '--user-id', 'Bob', '--email', 'bob@example.com', '--name', 'Bob Builder', '--market', 'LAB', '--role', 'admin', '--role', 'support',
+      args: ['account', 'create', '--user-id', 'Bob', '--email', 'bob@example.com', '--name', 'Bob Builder', '--market', 'LAB', '--role', 'admin', '--role', 'auditor',
         '--phone', '+14155550123', '--password-stdin', '--json'],
       // One trailing CRLF is stripped: signing in with the bare password proves it.
       input: `${BOB_PASSWORD}\r\n`,
@@ -232,7 +234,7 @@ describe('client list, show and delete', () => {
 
 describe('account create and list', () => {
   test('--password-stdin --json creates the account and prints it as one JSON object', () => {
-    expect(bobJson).toMatchObject({ userId: 'Bob', email: 'bob@example.com', name: 'Bob Builder', market: 'LAB', roles: ['admin', 'support'], phone: '+14155550123' });
+    expect(bobJson).toMatchObject({ userId: 'Bob', email: 'bob@example.com', name: 'Bob Builder', market: 'LAB', roles: ['admin', 'auditor'], phone: '+14155550123' });
     expect(bobJson.accountId).toMatch(/^[A-Za-z0-9_-]{16,}$/);
     expect(JSON.stringify(bobJson)).not.toMatch(/password|argon2/i);
   });
@@ -242,7 +244,7 @@ describe('account create and list', () => {
     expectSuccess(human!);
     expect(human!.stdout).toMatch(/^ACCOUNT_ID \(SUB\)\s+USER ID\s+EMAIL\s+NAME\s+MARKET\s+ROLES\s+STATUS$/m);
     expect(human!.stdout).toContain(String(bobJson.accountId));
-    expect(human!.stdout).toContain('admin, support');
+    expect(human!.stdout).toContain('admin, auditor');
     const list = parseJson<Array<Record<string, unknown>>>(json!);
     expect(list).toEqual([expect.objectContaining({ accountId: bobJson.accountId, userId: 'Bob', email: 'bob@example.com', status: 'active' })]);
     expect(json!.stdout).not.toMatch(/passwordHash|argon2/);
@@ -263,6 +265,12 @@ describe('failures: exit 1, one clear line on stderr, nothing written', () => {
     { name: 'empty password (a lone newline)', args: [...account('carol', 'carol@example.com'), '--password-stdin'], input: '\n', message: /password must not be empty/ },
     { name: 'no terminal and no --password-stdin', args: account('carol', 'carol@example.com'), input: 'long enough password\n', message: /no terminal.*--password-stdin/ },
     { name: 'invalid User ID', args: [...account('carol@example.com', 'carol@example.com'), '--password-stdin'], input: 'long enough password', message: /userId: may contain letters/ },
+    // A market the policy file does not name would fall back to the default policy unseen; roles are a closed list.
+    { name: 'unknown market', args: [...account('carol', 'carol@example.com'), '--market', 'USA', '--password-stdin'], input: 'long enough password\n', message: /market: "USA" is not a market of the sign-in policy \(config\/policies\.json\): use one of CH, DE, LAB, US, default$/m },
+    { name: 'unknown role', args: [...account('carol', 'carol@example.com'), '--role', 'admin', '--role', 'root', '--password-stdin'], input: 'long enough password\n', message: /roles\.1: "root" is not a known role: use admin, helpdesk, auditor/ },
+    { name: 'invite into an unknown market', args: ['account', 'invite', '--user-id', 'dana', '--email', 'dana@example.com', '--name', 'Dana', '--market', 'XX'], message: /market: "XX" is not a market/ },
+    { name: 'update to an unknown market', args: ['account', 'update', 'Bob', '--market', 'USA'], message: /market: "USA" is not a market.*use one of CH, DE, LAB, US, default/ },
+    { name: 'update adding an unknown role', args: ['account', 'update', 'Bob', '--add-role', 'root'], message: /roles\.2: "root" is not a known role/ },
     { name: 'unknown command', args: ['client', 'frobnicate'], message: /unknown command 'frobnicate'/ },
     { name: 'unknown flag', args: ['account', 'list', '--verbose'], message: /unknown option '--verbose'/ },
   ];
@@ -285,6 +293,38 @@ describe('failures: exit 1, one clear line on stderr, nothing written', () => {
     expect(before.accounts).toBe(1);
     expect(before.clients).toBe(3);
     expect(after).toEqual(before);
+  });
+});
+
+describe('market, roles and status', () => {
+  let uma: Record<string, unknown>;
+
+  beforeAll(async () => {
+    uma = parseJson(await cli(['account', 'create', '--user-id', 'uma', '--email', 'uma@example.com', '--name', 'Uma', '--market', 'us', '--role', 'helpdesk', '--password-stdin', '--json'], `${BOB_PASSWORD}\n`));
+  }, 30_000);
+
+  test('a market in lower case is stored as the policy file names it', () => {
+    expect(uma).toMatchObject({ market: 'US', roles: ['helpdesk'], status: 'active', lockedUntil: null });
+  });
+
+  test('account list says "locked" for an account locked by wrong passwords, as account show does', async () => {
+    // Two wrong passwords through the lockout service, with a threshold of two.
+    const lockout = new Lockout(db.connection, systemClock, 'cli-test-key');
+    const policy = { threshold: 2, durationsMinutes: [30] };
+    for (let i = 0; i < 2; i++) {
+      const slot = await lockout.reserve(lockout.keyForAccount(String(uma.accountId)), policy);
+      if (slot.ok) await lockout.failed(slot, policy);
+    }
+    const [human, json, shown] = await cliAll([{ args: ['account', 'list'] }, { args: ['account', 'list', '--json'] }, { args: ['account', 'show', 'uma', '--json'] }]);
+    const show = parseJson(shown!);
+    expect(show).toMatchObject({ status: 'locked', lockedUntil: expect.any(String) });
+    const list = parseJson<Array<Record<string, unknown>>>(json!);
+    expect(list.find((a) => a.userId === 'uma')).toMatchObject({ status: 'locked', lockedUntil: show.lockedUntil });
+    expect(list.find((a) => a.userId === 'Bob')).toMatchObject({ status: 'active', lockedUntil: null });
+    expectSuccess(human!);
+    const row = (id: unknown) => human!.stdout.split('\n').find((line) => line.startsWith(String(id)));
+    expect(row(uma.accountId)).toMatch(/\slocked$/);
+    expect(row(bobJson.accountId)).toMatch(/\sactive$/);
   });
 });
 

@@ -2,8 +2,9 @@
 import { Command } from 'commander';
 import { cliCall } from '../../src/admin/call.js';
 import { InputError } from '../../src/errors.js';
-import { newAccountInput, type NewAccountInput } from '../../src/accounts/accounts.js';
-import type { AccountDocument } from '../../src/accounts/account.model.js';
+import { checkMarketAndRoles, newAccountInput, type NewAccountInput } from '../../src/accounts/accounts.js';
+import type { AccountView } from '../../src/accounts/account-admin.js';
+import { PolicyStore, policiesFile } from '../../src/policy/policy-store.js';
 import { assertPasswordStrength, WeakPasswordError } from '../../src/factors/password/password.js';
 import { keyValues, Printer, table, type CliIO } from './output.js';
 import { promptNewPassword, readPasswordFromStdin } from './password.js';
@@ -23,17 +24,19 @@ interface CreateOptions {
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /** What the CLI shows of an account: never the password hash. */
-function accountJson(a: Pick<AccountDocument, 'accountId' | 'userId' | 'email' | 'name' | 'market' | 'roles' | 'phone' | 'status' | 'createdAt'>) {
+function accountJson(a: AccountView) {
   return {
     accountId: a.accountId,
     userId: a.userId,
-    email: a.email ?? null,
+    email: a.email,
     name: a.name,
     market: a.market,
     roles: [...a.roles],
-    phone: a.phone ?? null,
+    phone: a.phone,
+    // As `account show` says it: a temporary lock after wrong passwords is "locked" until lockedUntil.
     status: a.status,
-    createdAt: a.createdAt.toISOString(),
+    lockedUntil: a.lockedUntil,
+    createdAt: a.createdAt,
   };
 }
 
@@ -60,8 +63,8 @@ export function accountCommands(io: CliIO): Command {
     .requiredOption('--user-id <id>', 'the User ID people sign in with (letters, digits, ".", "_", "-")')
     .requiredOption('--email <email>', 'email address')
     .requiredOption('--name <name>', 'display name')
-    .option('--market <code>', 'market code, e.g. US (default: default)')
-    .option('--role <role>', 'a role (repeatable)', collect)
+    .option('--market <code>', 'a market named in config/policies.json, e.g. US (default: default)')
+    .option('--role <role>', 'a role: admin, helpdesk or auditor (repeatable)', collect)
     .option('--phone <e164>', 'phone number in E.164 form, e.g. +14155550123')
     .option('--password-stdin', 'read the password from stdin (one trailing newline is stripped)')
     .option('--json', 'print the result as JSON')
@@ -72,6 +75,7 @@ export function accountCommands(io: CliIO): Command {
       // AccountService.create checks everything again; this only fails earlier, before any database work.
       const precheck = newAccountInput.safeParse(fields);
       if (!precheck.success) throw InputError.fromZod(precheck.error, 'invalid account');
+      checkMarketAndRoles(precheck.data, PolicyStore.open(policiesFile(), { log: env.log }).marketCodes());
 
       // The password rules too (AccountService.create applies them again): a weak password is refused
       // before the database is opened, and on a terminal before it is typed a second time.
@@ -92,7 +96,7 @@ export function accountCommands(io: CliIO): Command {
       }
 
       const { account: created } = await withServices(env, (services) => services.admin.accountOps.create({ ...fields, password }, cliCall()));
-      const data = accountJson({ ...created, createdAt: new Date(created.createdAt) });
+      const data = accountJson(created);
       new Printer(io, opts.json === true).result(data, () =>
         [
           `Created account "${created.userId}".`,
@@ -115,12 +119,15 @@ export function accountCommands(io: CliIO): Command {
     .description('list the accounts')
     .option('--json', 'print the result as JSON (an array)')
     .action(async (opts: { json?: boolean }) => {
+      // The admin search's pages, so each page's locks are read in one query, the way `account show` reads them.
       const accounts = await withServices(cliEnvironment(), async (services) => {
-        const all: AccountDocument[] = [];
+        const all: AccountView[] = [];
+        let after: string | undefined;
         for (;;) {
-          const page = await services.accounts.list({ limit: LIST_PAGE, skip: all.length });
-          all.push(...page);
-          if (page.length < LIST_PAGE) return all;
+          const page = await services.admin.accountAdmin.page({ limit: LIST_PAGE, ...(after !== undefined ? { after } : {}) });
+          all.push(...page.items);
+          if (!page.more || page.last === undefined) return all;
+          after = page.last;
         }
       });
       const data = accounts.map(accountJson);

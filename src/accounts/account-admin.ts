@@ -169,6 +169,8 @@ export class AccountAdmin {
     if (Object.keys(patch).length === 0) throw new InputError('invalid account: nothing to change', { '(input)': 'name at least one field to change' });
 
     const before = await this.load(accountId);
+    // A market the policy file names and known roles; what the account already holds may be sent back.
+    const market = this.accounts.checkMarketAndRoles(patch, { market: before.market, roles: before.roles ?? [] });
     const set: Record<string, unknown> = {};
     const unset: Record<string, ''> = {};
     const changes: Changes = {};
@@ -180,9 +182,9 @@ export class AccountAdmin {
       set.name = patch.name;
       change('name', before.name, patch.name);
     }
-    if (patch.market !== undefined && patch.market !== before.market) {
-      set.market = patch.market;
-      change('market', before.market, patch.market);
+    if (market !== undefined && market !== before.market) {
+      set.market = market;
+      change('market', before.market, market);
     }
     if (patch.roles !== undefined) {
       const roles = [...new Set(patch.roles)];

@@ -4,7 +4,9 @@
 import type { Connection, Model } from 'mongoose';
 import { z } from 'zod';
 import { ConflictError, InputError, duplicateKeyField } from '../errors.js';
+import { ROLES } from '../admin/permissions.js';
 import { assertPasswordStrength, passwordProblems, WeakPasswordError, type PasswordHasher } from '../factors/password/password.js';
+import type { MarketCatalogue } from '../policy/policy-store.js';
 import { accountModel, type AccountDocument, type AccountFields } from './account.model.js';
 
 const userIdRule = z
@@ -27,20 +29,57 @@ export const newAccountInput = z.object({
 });
 export type NewAccountInput = z.input<typeof newAccountInput>;
 
+/** The market of an account given none: the policy file's `default` policy, which may also be named. */
+export const DEFAULT_MARKET = 'default';
+
+/**
+ * Checks a market and roles being set, and returns the market as stored: one the policy file names now
+ * (any letter case, stored upper-cased as the file's codes are matched) or `default`. Each role must be
+ * one of ROLES. A typo such as "USA" would otherwise put the account under the default policy and drop
+ * its market's two-step verification unseen. What the account already holds (`held`) passes: only input
+ * is checked, so an account whose market or role has since gone keeps it, and can be sent back unchanged.
+ */
+export function checkMarketAndRoles(input: { market?: string | undefined; roles?: readonly string[] | undefined }, marketCodes: readonly string[], held: { market?: string; roles?: readonly string[] } = {}): string | undefined {
+  const problems: Record<string, string> = {};
+  let market: string | undefined;
+  if (input.market !== undefined) {
+    const code = input.market.toUpperCase();
+    if (code === DEFAULT_MARKET.toUpperCase()) market = DEFAULT_MARKET;
+    else if (marketCodes.includes(code)) market = code;
+    else if (held.market !== undefined && held.market.toUpperCase() === code) market = held.market;
+    else problems.market = `"${input.market}" is not a market of the sign-in policy (config/policies.json): use one of ${[...marketCodes, DEFAULT_MARKET].join(', ')}`;
+  }
+  input.roles?.forEach((role, i) => {
+    if (!(ROLES as readonly string[]).includes(role) && !held.roles?.includes(role)) problems[`roles.${i}`] = `"${role}" is not a known role: use ${ROLES.join(', ')}`;
+  });
+  if (Object.keys(problems).length > 0) {
+    throw new InputError(`invalid account: ${Object.entries(problems).map(([field, message]) => `${field}: ${message}`).join('; ')}`, problems);
+  }
+  return market;
+}
+
 export class AccountService {
   readonly model: Model<AccountFields>;
 
   constructor(
     connection: Connection,
     private readonly hasher: PasswordHasher,
+    /** The policy file (re-read when it changes): the markets an account may be put in. */
+    private readonly markets: MarketCatalogue,
   ) {
     this.model = accountModel(connection);
+  }
+
+  /** checkMarketAndRoles against the policy file in force now. */
+  checkMarketAndRoles(input: Parameters<typeof checkMarketAndRoles>[0], held?: Parameters<typeof checkMarketAndRoles>[2]): string | undefined {
+    return checkMarketAndRoles(input, this.markets.marketCodes(), held);
   }
 
   async create(input: NewAccountInput): Promise<AccountDocument> {
     const parsed = newAccountInput.safeParse(input);
     if (!parsed.success) throw InputError.fromZod(parsed.error, 'invalid account');
     const { password, ...fields } = parsed.data;
+    fields.market = this.checkMarketAndRoles(fields)!;
 
     let passwordHash: string | null = null;
     if (password !== undefined) {

@@ -16,6 +16,11 @@ export interface PolicySource {
   policyFor(market: string | null | undefined): Policy;
 }
 
+/** What account input is checked against: the market codes the policy file names (upper-cased), now. */
+export interface MarketCatalogue {
+  marketCodes(): string[];
+}
+
 /** config/policies.json, or the same file in GATEHOUSE_CONFIG_DIR (where the other config files live). */
 export function policiesFile(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(env.GATEHOUSE_CONFIG_DIR ?? path.join(projectRoot, 'config'), 'policies.json');
@@ -43,7 +48,7 @@ export interface PolicyStoreOptions {
   checkIntervalMs?: number;
 }
 
-export class PolicyStore implements PolicySource {
+export class PolicyStore implements PolicySource, MarketCatalogue {
   private set: PolicySet;
   private signature: string;
   private lastCheck: number;
@@ -72,6 +77,11 @@ export class PolicyStore implements PolicySource {
   policyFor(market: string | null | undefined): Policy {
     this.refresh();
     return policyFor(this.set, market);
+  }
+
+  /** The markets the file names now (after a check for changes), sorted; `default` is not among them. */
+  marketCodes(): string[] {
+    return [...this.current().markets.keys()].sort();
   }
 
   /** The policies now in force (after a check for changes). */

@@ -107,6 +107,8 @@ describe('create', () => {
       [{ userId: 'okay', name: 'X', email: 'not-an-email', password: PASSWORD }, 'email'],
       [{ userId: 'okay', name: 'X', phone: '0123', password: PASSWORD }, 'phone'],
       [{ userId: 'okay', name: 'X', roles: ['Admin!'], password: PASSWORD }, 'roles.0'],
+      [{ userId: 'okay', name: 'X', roles: ['auditor', 'root'], password: PASSWORD }, 'roles.1'],
+      [{ userId: 'okay', name: 'X', market: 'USA', password: PASSWORD }, 'market'],
       [{ userId: 'okay', name: 'X', password: 'short' }, 'password'],
       [{ userId: 'okay', name: 'X' }, 'email'],
       [{ userId: 'okay', name: 'X', password: PASSWORD, isAdmin: true }, '(input)'],
@@ -123,10 +125,62 @@ describe('create', () => {
   });
 });
 
+describe('market and roles', () => {
+  test('an unknown market or role is a 400 naming the field and the accepted values; nothing is created', async () => {
+    const before = await gh.services.accounts.model.countDocuments();
+    const res = await api(gh, 'POST', '/accounts', { ...as(admin), body: { userId: 'zed', name: 'Zed', email: 'zed@example.com', market: 'ZZ', roles: ['root'] } });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('market: "ZZ" is not a market') });
+    expect(res.body.fields).toEqual({
+      market: '"ZZ" is not a market of the sign-in policy (config/policies.json): use one of CH, DE, LAB, US, default',
+      'roles.0': '"root" is not a known role: use admin, helpdesk, auditor',
+    });
+    expect(await gh.services.accounts.model.countDocuments()).toBe(before);
+    expect(smtp.received.filter((m) => m.to.includes('zed@example.com'))).toHaveLength(0);
+  });
+
+  test('a market in any letter case is stored as the policy file names it; "default" names the default policy', async () => {
+    const lower = await api(gh, 'POST', '/accounts', { ...as(admin), body: { userId: 'lower-us', name: 'Lower', market: 'us', password: PASSWORD } });
+    expect(lower.status).toBe(201);
+    expect(lower.body.account.market).toBe('US');
+    const explicit = await api(gh, 'POST', '/accounts', { ...as(admin), body: { userId: 'explicit-default', name: 'Explicit', market: 'Default', password: PASSWORD } });
+    expect(explicit.body.account.market).toBe('default');
+    const moved = await api(gh, 'PATCH', `/accounts/${lower.body.account.accountId}`, { ...as(admin), body: { market: 'ch' } });
+    expect(moved.body.market).toBe('CH');
+  });
+
+  test('update: an unknown market or role is a 400 and changes nothing', async () => {
+    const account = await gh.services.accounts.create({ userId: 'stays', name: 'Stays', market: 'DE', password: PASSWORD });
+    const market = await api(gh, 'PATCH', `/accounts/${account.accountId}`, { ...as(admin), body: { name: 'Renamed', market: 'USA' } });
+    expect(market.status).toBe(400);
+    expect(market.body.fields).toEqual({ market: expect.stringMatching(/^"USA" is not a market .*use one of CH, DE, LAB, US, default$/) });
+    const role = await api(gh, 'PATCH', `/accounts/${account.accountId}`, { ...as(admin), body: { roles: ['helpdesk', 'superuser'] } });
+    expect(role.status).toBe(400);
+    expect(role.body.fields).toEqual({ 'roles.1': '"superuser" is not a known role: use admin, helpdesk, auditor' });
+    expect(await gh.services.accounts.findByAccountId(account.accountId)).toMatchObject({ name: 'Stays', market: 'DE', roles: [] });
+  });
+
+  test('an account already in an unknown market or with an unknown role keeps working: only new values are checked', async () => {
+    const account = await gh.services.accounts.create({ userId: 'legacy', name: 'Legacy', password: PASSWORD });
+    await gh.services.accounts.model.collection.updateOne({ accountId: account.accountId }, { $set: { market: 'ZZ', roles: ['steward'] } });
+    const shown = await api(gh, 'GET', `/accounts/${account.accountId}`, as(admin));
+    expect(shown.body).toMatchObject({ market: 'ZZ', roles: ['steward'] });
+    // Sent back as read (as a form that sends every field does), plus a known role: accepted.
+    const same = await api(gh, 'PATCH', `/accounts/${account.accountId}`, { ...as(admin), body: { name: 'Legacy Person', market: 'zz', roles: ['steward', 'auditor'] } });
+    expect(same.status).toBe(200);
+    expect(same.body).toMatchObject({ name: 'Legacy Person', market: 'ZZ', roles: ['steward', 'auditor'] });
+    const other = await api(gh, 'PATCH', `/accounts/${account.accountId}`, { ...as(admin), body: { market: 'YY', roles: ['steward', 'viewer'] } });
+    expect(other.status).toBe(400);
+    expect(Object.keys(other.body.fields)).toEqual(['market', 'roles.1']);
+  });
+});
+
 describe('search and pagination', () => {
   beforeAll(async () => {
     for (let i = 0; i < 7; i++) {
-      await gh.services.accounts.create({ userId: `page-${i}`, name: `Page ${i}`, email: `page${i}@paging.example`, roles: i % 2 ? ['reviewer'] : [] });
+      const account = await gh.services.accounts.create({ userId: `page-${i}`, name: `Page ${i}`, email: `page${i}@paging.example` });
+      // A role from before roles were checked: still found by the role filter.
+      if (i % 2) await gh.services.accounts.model.collection.updateOne({ accountId: account.accountId }, { $set: { roles: ['reviewer'] } });
     }
   });
 

@@ -2,6 +2,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { checkMarketAndRoles } from '../../src/accounts/accounts.js';
+import { InputError } from '../../src/errors.js';
 import { PolicyStore, policiesFile } from '../../src/policy/policy-store.js';
 import { parsePolicySet, policyFor, PolicyError } from '../../src/policy/policy.js';
 import { capturingLogger, TEST_DEFAULT_POLICY, TestClock } from './helpers.js';
@@ -127,4 +129,20 @@ test('a changed file is picked up (checked at most once a second); an invalid ch
   clock.advance(1);
   expect(store.policyFor('US').mfa).toBe('off');
   expect(lines.join('\n')).toContain('policies file is gone');
+});
+
+test('account input may name only the markets the file names now (any case; "default" always), followed on reload', () => {
+  const file = path.join(dir, 'markets.json');
+  writeFileSync(file, JSON.stringify({ default: DEFAULT, markets: { us: { mfa: 'optional' } } }));
+  const clock = new TestClock();
+  const store = PolicyStore.open(file, { log: capturingLogger().log, clock });
+  expect(store.marketCodes()).toEqual(['US']);
+  expect(checkMarketAndRoles({ market: 'Us' }, store.marketCodes())).toBe('US');
+  expect(checkMarketAndRoles({ market: 'DEFAULT' }, store.marketCodes())).toBe('default');
+  expect(() => checkMarketAndRoles({ market: 'FR' }, store.marketCodes())).toThrow(new InputError('invalid account: market: "FR" is not a market of the sign-in policy (config/policies.json): use one of US, default'));
+
+  writeFileSync(file, JSON.stringify({ default: DEFAULT, markets: { US: { mfa: 'optional' }, FR: { mfa: 'required' } } }));
+  clock.advance(1);
+  expect(store.marketCodes()).toEqual(['FR', 'US']);
+  expect(checkMarketAndRoles({ market: 'fr' }, store.marketCodes())).toBe('FR');
 });
