@@ -75,6 +75,8 @@ export interface Services {
   signInStates: SignInStates;
   rateLimits: RateLimits;
   lockout: Lockout;
+  /** Wrong second-factor (one-time-code) answers per account, shared by sign-in, recovery and admin unlock. */
+  guesses: GuessLimit;
   knownBrowsers: KnownBrowsers;
   alerts: SecurityAlerts;
 }
@@ -113,11 +115,12 @@ export async function createServices(config: Config, log: Logger, connection: Co
   const signInStates = new SignInStates(connection);
   // Unknown identifiers are counted under a keyed hash, so the lockout collection never holds what was typed.
   const lockout = new Lockout(connection, clock, createHmac('sha256', keys.cookieKeys[0]!).update('gatehouse:lockout').digest());
+  const guesses = new GuessLimit(connection, clock);
   const knownBrowsers = new KnownBrowsers(connection, clock);
   const alerts = new SecurityAlerts(mailer, log, { issuer: config.issuer });
   await Promise.all([signInStates.model.init(), lockout.model.init(), knownBrowsers.ensureIndexes()]);
-  const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer, lockout, trustedDevices: factors.trustedDevice, webauthn: factors.webauthn, alerts });
-  return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer, admin, clock, policies, sms, factors, secondFactors, signInStates, lockout, knownBrowsers, alerts, rateLimits };
+  const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer, lockout, guesses, trustedDevices: factors.trustedDevice, webauthn: factors.webauthn, alerts });
+  return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer, admin, clock, policies, sms, factors, secondFactors, signInStates, lockout, guesses, knownBrowsers, alerts, rateLimits };
 }
 
 /** A real round trip, bounded in time: the connection state alone lags behind an outage. */
@@ -174,8 +177,7 @@ export function createApp(services: Services): Koa {
   // Behind one proxy, only its X-Forwarded-For entry is trusted (the client can write the others).
   app.maxIpsCount = 1;
 
-  // One-time-code guesses per account, shared by sign-in and recovery.
-  const guesses = new GuessLimit(services.connection, services.clock);
+  const { guesses } = services;
   const csrf = new CsrfTokens(createHmac('sha256', services.keys.cookieKeys[0]!).update('gatehouse:csrf').digest('base64url'));
   const flow = new SignInFlow({
     provider,

@@ -82,7 +82,7 @@ test('the trust is written only after the second factor is verified', async () =
   const account = await enrolledAccount('carefully');
   const browser = new Browser();
   const { page } = await signIn('carefully', browser);
-  const wrong = await browser.submit(page, '/second-factor', { code: '00000000', remember: '1' }, isCallback);
+  const wrong = await browser.submit(page, '/second-factor', { code: '000000', remember: '1' }, isCallback);
   expect(wrong.status).toBe(401);
   expect(await devices(account.accountId)).toHaveLength(0);
   expect((await browser.jar.getCookies(`${bed.gh.url}/interaction/x`)).some((c) => c.key.startsWith('gh_device_'))).toBe(false);

@@ -167,12 +167,16 @@ export function addAccountAdminCommands(account: Command, io: CliIO): void {
         });
         new Printer(io, opts.json === true).result(result, () => {
           const revoked = result.revoked ? ` Ended ${result.revoked.sessions} session(s), revoked ${result.revoked.grants} grant(s) and ${result.revoked.tokens} token(s).` : '';
-          return `${done} account "${result.account.userId}" (now ${result.account.status}).${revoked}\n`;
+          const lifted = result.cleared
+            ? [result.cleared.lockout && 'the lock after wrong passwords', result.cleared.secondFactorPause && 'the pause after wrong two-step verification codes'].filter(Boolean)
+            : [];
+          const cleared = lifted.length ? ` Cleared ${lifted.join(' and ')}.` : '';
+          return `${done} account "${result.account.userId}" (now ${result.account.status}).${cleared}${revoked}\n`;
         });
       });
   statusCommand('disable', 'disable an account: it can no longer sign in; its sessions, grants and tokens are revoked', 'Disabled');
   statusCommand('enable', 'enable a disabled account', 'Enabled');
-  statusCommand('unlock', 'unlock a locked account', 'Unlocked');
+  statusCommand('unlock', 'unlock an account: lifts a lock after wrong passwords and a pause after wrong two-step verification codes', 'Unlocked');
 
   account
     .command('reset-second-factor')

@@ -14,6 +14,7 @@ import { ACCOUNT_ARTIFACTS, removeArtifacts } from '../oidc/revocation.js';
 import type { AccountFields, AccountStatus } from './account.model.js';
 import type { AccountService } from './accounts.js';
 import type { Lockout } from './lockout.js';
+import type { GuessLimit } from '../interactions/guess-limit.js';
 
 /** The collection where each second factor keeps its secrets, keyed by `accountId`. */
 const CREDENTIALS_COLLECTION = 'credentials';
@@ -104,11 +105,18 @@ const TRANSITIONS = {
 } as const satisfies Record<string, { from: readonly AccountStatus[]; to: AccountStatus }>;
 export type StatusAction = keyof typeof TRANSITIONS;
 
+/** What an unlock cleared: a lock after wrong passwords, a pause after wrong second-factor codes, or both. */
+export interface UnlockCleared {
+  lockout: boolean;
+  secondFactorPause: boolean;
+}
+
 export class AccountAdmin {
   constructor(
     private readonly connection: Connection,
     private readonly accounts: AccountService,
     private readonly lockout?: Lockout,
+    private readonly guesses?: Pick<GuessLimit, 'lift'>,
   ) {}
 
   /** Adds the temporary lock (from the lockout records) to accounts read from the collection. */
@@ -227,17 +235,28 @@ export class AccountAdmin {
     return { account: accountView(after), changes, before };
   }
 
-  /** disable: active|locked → disabled; enable: disabled → active; unlock: locked → active (lockout cleared). */
-  async setStatus(accountId: string, action: StatusAction): Promise<{ account: AccountView; changes: Changes }> {
-    if (action === 'unlock' && this.lockout) {
-      // A temporary lock (wrong passwords) is cleared here; a `locked` status continues below to active.
+  /**
+   * disable: active|locked → disabled; enable: disabled → active; unlock: locked → active. Unlock also clears
+   * a temporary lock (wrong passwords) and a second-factor pause (wrong codes), and says which it cleared.
+   */
+  async setStatus(accountId: string, action: StatusAction): Promise<{ account: AccountView; changes: Changes; cleared?: UnlockCleared }> {
+    let pausedUntil: Date | null = null;
+    if (action === 'unlock' && (this.lockout || this.guesses)) {
+      // A temporary lock and a pause are cleared here; a `locked` status continues below to active.
       const current = await this.load(accountId);
       const raw = (await this.collection.findOne({ accountId })) as unknown as RawAccount;
       if (raw.status === 'active') {
-        if (!(await this.lockout.unlock(accountId, [raw.userId, raw.email]))) throw new ConflictError('the account is not locked');
-        return { account: accountView({ ...raw, lockedUntil: null }), changes: { status: { before: 'locked', after: 'active' }, lockedUntil: { before: current.lockedUntil ?? null, after: null } } };
+        const locked = (await this.lockout?.unlock(accountId, [raw.userId, raw.email])) ?? false;
+        pausedUntil = (await this.guesses?.lift(accountId)) ?? null;
+        if (!locked && !pausedUntil) throw new ConflictError('the account is not locked, and its second-factor verification is not paused');
+        const changes: Changes = locked ? { status: { before: 'locked', after: 'active' }, lockedUntil: { before: current.lockedUntil ?? null, after: null } } : {};
+        if (pausedUntil) changes.secondFactorPausedUntil = { before: pausedUntil, after: null };
+        return { account: accountView({ ...raw, lockedUntil: null }), changes, cleared: { lockout: locked, secondFactorPause: pausedUntil !== null } };
       }
-      if (raw.status === 'locked') await this.lockout.unlock(accountId, [raw.userId, raw.email]);
+      if (raw.status === 'locked') {
+        await this.lockout?.unlock(accountId, [raw.userId, raw.email]);
+        pausedUntil = (await this.guesses?.lift(accountId)) ?? null;
+      }
     }
     const { from, to } = TRANSITIONS[action];
     const after = (await this.collection.findOneAndUpdate(
@@ -251,7 +270,9 @@ export class AccountAdmin {
     }
     const changes: Changes = { status: { before: after.status, after: to } };
     if (after.lockedUntil && action !== 'disable') changes.lockedUntil = { before: after.lockedUntil, after: null };
-    return { account: accountView({ ...after, status: to, ...(action !== 'disable' ? { lockedUntil: null } : {}), updatedAt: new Date() }), changes };
+    if (pausedUntil) changes.secondFactorPausedUntil = { before: pausedUntil, after: null };
+    const account = accountView({ ...after, status: to, ...(action !== 'disable' ? { lockedUntil: null } : {}), updatedAt: new Date() });
+    return { account, changes, ...(action === 'unlock' ? { cleared: { lockout: true, secondFactorPause: pausedUntil !== null } } : {}) };
   }
 
   /** Removes every second-factor credential; the person enrols again at their next sign-in. */

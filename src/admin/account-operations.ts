@@ -3,7 +3,7 @@
  * may do to this particular account, does the work, and writes one audit entry with the changed
  * fields. Reads are not audited; every change is.
  */
-import { AccountAdmin, accountView, type AccountPatch, type AccountView, type Changes, type StatusAction } from '../accounts/account-admin.js';
+import { AccountAdmin, accountView, type AccountPatch, type AccountView, type Changes, type StatusAction, type UnlockCleared } from '../accounts/account-admin.js';
 import type { AccountService, NewAccountInput } from '../accounts/accounts.js';
 import type { Invitations } from '../accounts/invitations.js';
 import type { TrustedDeviceFactor, TrustedDeviceSummary } from '../factors/trusted-device/trusted-device.js';
@@ -139,19 +139,24 @@ export class AccountOperations {
   }
 
   /** Disabling also ends the account's sessions and revokes its grants and tokens, so it takes effect now. */
-  async setStatus(accountId: string, action: StatusAction, call: AdminCall): Promise<{ account: AccountView; revoked?: { sessions: number; grants: number; tokens: number } }> {
+  /** `cleared` (unlock only): whether a lock after wrong passwords and a pause after wrong second-factor codes were lifted. */
+  async setStatus(
+    accountId: string,
+    action: StatusAction,
+    call: AdminCall,
+  ): Promise<{ account: AccountView; revoked?: { sessions: number; grants: number; tokens: number }; cleared?: UnlockCleared }> {
     if (action === 'disable' && call.actor.kind === 'account' && call.actor.id === accountId) {
       throw new ConflictError('you cannot disable your own account');
     }
     await this.assertMayManage(call, accountId);
-    const { account, changes } = await this.deps.accountAdmin.setStatus(accountId, action);
+    const { account, changes, cleared } = await this.deps.accountAdmin.setStatus(accountId, action);
     const revoked = action === 'disable' ? await this.deps.accountAdmin.revokeSessionsAndGrants(accountId) : undefined;
     // A disabled account's remembered devices must not outlive it (re-enabling starts without them).
     const trustedDevicesRevoked = action === 'disable' ? await this.deps.trustedDevices.revokeAll(accountId) : undefined;
     if (action === 'disable') await this.deps.invitations.cancel(accountId);
-    const details = revoked ? { revoked, trustedDevicesRevoked } : undefined;
+    const details = revoked ? { revoked, trustedDevicesRevoked } : cleared ? { cleared } : undefined;
     await this.deps.audit.record({ type: STATUS_EVENTS[action], outcome: 'success', ...auditFacts(call), target: this.target(accountId), changes, ...(details ? { details } : {}) });
-    return { account, ...(revoked ? { revoked } : {}) };
+    return { account, ...(revoked ? { revoked } : {}), ...(cleared ? { cleared } : {}) };
   }
 
   async resetSecondFactor(accountId: string, call: AdminCall): Promise<{ credentialsRemoved: number; hadSecondFactor: boolean }> {

@@ -13,6 +13,7 @@ import type { Mailer } from '../notify/mailer.js';
 import type { SecurityAlerts } from '../notify/security-alerts.js';
 import type { ClientRegistry } from '../oidc/clients.js';
 import type { Lockout } from '../accounts/lockout.js';
+import type { GuessLimit } from '../interactions/guess-limit.js';
 import type { TrustedDeviceFactor } from '../factors/trusted-device/trusted-device.js';
 import type { WebAuthnFactor } from '../factors/webauthn/webauthn.js';
 import { ensureRegistrationTokenIndexes, RegistrationTokenStore } from '../oidc/registration.js';
@@ -40,13 +41,15 @@ export interface AdminDeps {
   audit: AuditLog;
   mailer: Mailer;
   lockout: Lockout;
+  /** Wrong second-factor codes per account: an unlock lifts their pause too. */
+  guesses: GuessLimit;
   trustedDevices: TrustedDeviceFactor;
   webauthn: WebAuthnFactor;
   alerts: SecurityAlerts;
 }
 
 export async function createAdminServices(deps: AdminDeps): Promise<AdminServices> {
-  const accountAdmin = new AccountAdmin(deps.connection, deps.accounts, deps.lockout);
+  const accountAdmin = new AccountAdmin(deps.connection, deps.accounts, deps.lockout, deps.guesses);
   const invitations = new Invitations(deps.connection);
   const registrationTokens = new RegistrationTokenStore(deps.provider, deps.connection);
   await Promise.all([invitations.ensureIndexes(), ensureRegistrationTokenIndexes(deps.connection)]);

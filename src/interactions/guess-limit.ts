@@ -1,8 +1,9 @@
 /**
  * How many wrong second-factor answers an account may give in a window, across every interaction and
  * method. The slot is taken before the answer is checked (one atomic update), so parallel guesses
- * cannot slip past the limit, and starting a new sign-in does not reset it. A correct answer clears it.
- * (Lockout with escalation and admin unlock comes with the lockout work; this bounds guessing now.)
+ * cannot slip past the limit, and starting a new sign-in does not reset it. A correct answer clears it, and
+ * so does an administrator's unlock (`lift`). Only well-formed answers are counted (the caller checks the
+ * shape first): junk can never be right, so it is no guess.
  */
 import { Schema, type Connection, type Model } from 'mongoose';
 import type { Clock } from '../factors/types.js';
@@ -50,6 +51,19 @@ export class GuessLimit {
       if ((err as { code?: number }).code === 11000) return false;
       throw err;
     }
+  }
+
+  /** Until when the account's guesses are used up (the pause), or null. A read only: it takes no guess. */
+  async pausedUntil(accountId: string): Promise<Date | null> {
+    const now = this.clock.now();
+    const window = await this.model.findOne({ _id: accountId, count: { $gte: this.maxGuesses }, expiresAt: { $gt: now } }, { expiresAt: 1 }).lean<GuessWindow>().exec();
+    return window?.expiresAt ?? null;
+  }
+
+  /** An administrator's unlock: ends the pause, if there is one; returns when it would have ended, or null. */
+  async lift(accountId: string): Promise<Date | null> {
+    const window = await this.model.findOneAndDelete({ _id: accountId, count: { $gte: this.maxGuesses }, expiresAt: { $gt: this.clock.now() } }).lean<GuessWindow>().exec();
+    return window?.expiresAt ?? null;
   }
 
   async clear(accountId: string): Promise<void> {

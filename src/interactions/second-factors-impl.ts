@@ -5,9 +5,13 @@
 import type { AccountDocument } from '../accounts/account.model.js';
 import type { AccountService } from '../accounts/accounts.js';
 import { subjectFromAccount, type Factors, type OtpChallengeResult } from '../factors/index.js';
+import { isWellFormedNumericCode } from '../factors/otp/otp-store.js';
+import { otpSettingsFor } from '../factors/otp/send-code.js';
+import { isWellFormedRecoveryCode } from '../factors/recovery-codes/recovery-codes.js';
+import { isWellFormedTotpCode, TOTP_DIGITS } from '../factors/totp/totp.js';
 import type { ChallengeContext, VerifyOutcome } from '../factors/types.js';
 import type { PolicySource } from '../policy/policy-store.js';
-import type { SecondFactors, SendResult } from './second-factors.js';
+import type { CodeShape, SecondFactors, SendResult } from './second-factors.js';
 import type { SecondFactorMethod } from './state.js';
 
 function toSendResult(result: OtpChallengeResult): SendResult {
@@ -72,6 +76,23 @@ export function createSecondFactors(factors: Factors, policies: PolicySource, ac
           return factors.recoveryCodes.verify(subject, code);
         case 'webauthn': // the browser's JSON; the sign-in flow calls the factor directly to audit its reasons
           return factors.webauthn.verify(subject, code, context);
+      }
+    },
+
+    misshapenCode(method, account, code): CodeShape | null {
+      switch (method) {
+        case 'totp':
+          return isWellFormedTotpCode(code) ? null : { kind: 'digits', length: TOTP_DIGITS };
+        case 'email-otp':
+        case 'sms-otp': {
+          // The length the account's market gives its codes (what the factor issued them with).
+          const { length } = otpSettingsFor(policies, subjectOf(account));
+          return isWellFormedNumericCode(code, length) ? null : { kind: 'digits', length };
+        }
+        case 'recovery-codes':
+          return isWellFormedRecoveryCode(code) ? null : { kind: 'recovery-code' };
+        case 'webauthn':
+          return null;
       }
     },
 

@@ -12,6 +12,9 @@ export type SendResult =
   | { ok: true; destination: string; retryAfterSeconds: number }
   | { ok: false; reason: 'cooldown' | 'hourly_cap' | 'unavailable'; retryAfterSeconds?: number };
 
+/** What a typed code must look like: so many digits (an app's or a sent code), or a recovery code. */
+export type CodeShape = { kind: 'digits'; length: number } | { kind: 'recovery-code' };
+
 /** The account's market policy (config/policies.json): 2FA mode, factors, trusted devices, lockout. */
 export type MarketPolicy = Pick<Policy, 'mfa' | 'allowDeferral' | 'factors' | 'trustedDevice' | 'lockout'>;
 
@@ -29,6 +32,11 @@ export interface SecondFactors {
   /** Sends a sign-in code (email or SMS); other methods need nothing sent. */
   send(method: 'email-otp' | 'sms-otp', account: AccountDocument, context: ChallengeContext): Promise<SendResult>;
   verify(method: SecondFactorMethod, account: AccountDocument, code: string, context: ChallengeContext, read?: MethodsRead): Promise<VerifyOutcome>;
+  /**
+   * The shape `method`'s codes have, when `code` does not have it (so it can never be right: not a guess);
+   * null when it does, or when nothing is typed for `method` (passkeys). Reads nothing.
+   */
+  misshapenCode(method: SecondFactorMethod, account: AccountDocument, code: string): CodeShape | null;
 
   setSecurityCode(account: AccountDocument, code: string): Promise<{ ok: true } | { ok: false; message: string }>;
   startPhoneVerification(account: AccountDocument, phone: string, context: ChallengeContext): Promise<SendResult>;

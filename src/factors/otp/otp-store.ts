@@ -107,6 +107,12 @@ export function normaliseNumericCode(input: string): string {
   return input.replace(/[\s-]/g, '');
 }
 
+/** Whether `input` has the shape of a `length`-digit code (after the normalisation `verify` applies). */
+export function isWellFormedNumericCode(input: string, length: number): boolean {
+  const code = normaliseNumericCode(input);
+  return code.length === length && /^\d+$/.test(code);
+}
+
 const secondsUntil = (when: number, now: number) => Math.max(1, Math.ceil((when - now) / 1000));
 
 export class OtpStore {

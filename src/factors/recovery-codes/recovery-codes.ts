@@ -54,6 +54,12 @@ export function normaliseRecoveryCode(input: string): string {
   return input.toLowerCase().replace(/[\s-]/g, '');
 }
 
+/** Whether `input` has the shape of a recovery code (10 characters of the alphabet, after normalising). */
+export function isWellFormedRecoveryCode(input: string): boolean {
+  const code = normaliseRecoveryCode(input);
+  return code.length === GROUP * 2 && [...code].every((c) => ALPHABET.includes(c));
+}
+
 export interface RecoveryCodesDeps {
   connection: Connection;
   mac: CodeMac;

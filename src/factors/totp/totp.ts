@@ -16,7 +16,16 @@ import { credentialsCollection, type CredentialDocument, type CredentialForVerif
 import type { Clock, Factor, FactorSubject, VerifyFailure, VerifyOutcome } from '../types.js';
 
 export const TOTP_PERIOD_SECONDS = 30;
-const DIGITS = 6;
+export const TOTP_DIGITS = 6;
+
+/**
+ * Whether `response` has the shape of a code from the app (6 digits; spaces are ignored, as in `verify`).
+ * Anything else can never be right: callers need not count it as a guess.
+ */
+export function isWellFormedTotpCode(response: string): boolean {
+  const token = response.replace(/\s/g, '');
+  return token.length === TOTP_DIGITS && /^\d+$/.test(token);
+}
 
 export interface TotpCredential extends CredentialDocument {
   type: 'totp';
@@ -102,7 +111,7 @@ export class TotpFactor implements Factor<void, TotpEnrolment, void> {
   }
 
   private async present(subject: FactorSubject, secret: string, expiresAt: Date): Promise<TotpEnrolment> {
-    const otpauthUrl = generateURI({ issuer: this.issuer, label: subject.userId, secret, digits: DIGITS, period: TOTP_PERIOD_SECONDS });
+    const otpauthUrl = generateURI({ issuer: this.issuer, label: subject.userId, secret, digits: TOTP_DIGITS, period: TOTP_PERIOD_SECONDS });
     // SVG rather than PNG: sharp at any size, a few KB, and much cheaper to make.
     const svg = await QRCode.toString(otpauthUrl, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
     const qrCodeDataUrl = `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`;
@@ -191,13 +200,13 @@ export class TotpFactor implements Factor<void, TotpEnrolment, void> {
 
   /** The time step (within ±1 of now) whose code matches, or null. otplib compares in constant time. */
   private async matchingStep(credential: TotpCredential, response: string, now: Date): Promise<number | null> {
+    if (!isWellFormedTotpCode(response)) return null; // otplib throws on malformed tokens; a typo is just "invalid"
     const token = response.replace(/\s/g, '');
-    if (!/^\d{6}$/.test(token)) return null; // otplib throws on malformed tokens; a typo is just "invalid"
     const secret = this.deps.secretBox.open(credential.secretSealed, sealContext(credential.accountId));
     const result = await verifyTotp({
       secret,
       token,
-      digits: DIGITS,
+      digits: TOTP_DIGITS,
       period: TOTP_PERIOD_SECONDS,
       epoch: Math.floor(now.getTime() / 1000),
       epochTolerance: TOTP_PERIOD_SECONDS, // one step either side

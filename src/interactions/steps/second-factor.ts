@@ -1,12 +1,13 @@
 /**
  * The second-factor step: challenge with the default method, let the user switch to another enrolled
  * one or ask for a new code, and verify. Wrong codes count against the code's own cap (in the OTP
- * store) and are audited; the page never says more than a masked destination.
+ * store) and the account's guess limit, and are audited; input that cannot be a code (its shape) counts
+ * against neither. The page never says more than a masked destination.
  */
 import { maskEmail, maskPhone } from '../../factors/index.js';
 import type { VerifyFailure } from '../../factors/types.js';
 import type { Current, Outcome, SecondFactorStepApi, SignInFlow } from '../flow.js';
-import { METHOD_LABELS, sendFailureMessage, type MethodsRead, type SendResult } from '../second-factors.js';
+import { METHOD_LABELS, sendFailureMessage, type CodeShape, type MethodsRead, type SendResult } from '../second-factors.js';
 import type { SecondFactorMethod } from '../state.js';
 
 const FAILURE_MESSAGES: Record<VerifyFailure, string> = {
@@ -26,6 +27,17 @@ const PROMPTS: Record<SecondFactorMethod, (destination: string) => string> = {
   'recovery-codes': () => 'Enter one of the recovery codes you saved when you set up two-step verification.',
 };
 
+/** What to type instead of input that cannot be a code; said on the same form. */
+function shapeMessage(method: SecondFactorMethod, shape: CodeShape): string {
+  if (shape.kind === 'recovery-code') return 'Enter one of your recovery codes as you saved it: 10 letters and digits, such as abcde-23456.';
+  if (method === 'totp') return `Enter the ${shape.length}-digit code from your authenticator app.`;
+  return `Enter the ${shape.length}-digit code we ${method === 'sms-otp' ? 'texted' : 'emailed'} to you.`;
+}
+
+function pauseMessage(minutes: number): string {
+  return `For your security, verification by code is paused for this account after too many wrong codes. Try again in ${minutes} ${minutes === 1 ? 'minute' : 'minutes'}.`;
+}
+
 const sendMessage = (result: SendResult) => sendFailureMessage(result, 'Use another way to verify');
 
 export class SecondFactorStep implements SecondFactorStepApi {
@@ -35,6 +47,8 @@ export class SecondFactorStep implements SecondFactorStepApi {
    * again: a verified recovery code (which can use up the last one) finishes the sign-in.
    */
   private readonly available = new WeakMap<Current['ctx'], { accountId: string; read: Promise<MethodsRead> }>();
+  /** Whether the account's wrong answers are used up, read at most once per request (sending and the page ask). */
+  private readonly pauses = new WeakMap<Current['ctx'], { accountId: string; until: Promise<Date | null> }>();
 
   constructor(private readonly flow: SignInFlow) {}
 
@@ -55,6 +69,16 @@ export class SecondFactorStep implements SecondFactorStepApi {
   private async methods(current: Current, forVerifying?: SecondFactorMethod): Promise<SecondFactorMethod[]> {
     const excluded = new Set(current.state.excludeMethods ?? []);
     return (await this.read(current, forVerifying)).methods.filter((m) => !excluded.has(m));
+  }
+
+  /** Until when codes are not checked for the account (its guesses are used up), or null. */
+  private pausedUntil(current: Current): Promise<Date | null> {
+    let known = this.pauses.get(current.ctx);
+    if (!known || known.accountId !== current.account.accountId) {
+      known = { accountId: current.account.accountId, until: this.flow.deps.guesses.pausedUntil(current.account.accountId) };
+      this.pauses.set(current.ctx, known);
+    }
+    return known.until;
   }
 
   /** Enrolled, but nothing usable is left (e.g. the policy no longer allows its factors): say so, never skip. */
@@ -80,7 +104,8 @@ export class SecondFactorStep implements SecondFactorStepApi {
   private async use(current: Current, method: SecondFactorMethod, notice?: string, { recorded = false } = {}): Promise<Outcome> {
     const { deps } = this.flow;
     let error: string | null = null;
-    if (method === 'email-otp' || method === 'sms-otp') {
+    // While the account's guesses are used up no code would be checked: none is sent (the page says why).
+    if ((method === 'email-otp' || method === 'sms-otp') && !(await this.pausedUntil(current))) {
       const sent = await deps.factors.send(method, current.account, this.flow.challengeContext(current.ctx, current.details));
       if (!sent.ok) error = sendMessage(sent);
       await this.flow.audit({ ...current, accountId: current.account.accountId }, 'signin.code_sent', sent.ok ? 'success' : 'failure', { method, ...(sent.ok ? {} : { reason: sent.reason }) });
@@ -95,6 +120,10 @@ export class SecondFactorStep implements SecondFactorStepApi {
     if (!method) return this.noMethod(current);
     const { email, phone } = current.account;
     const destination = method === 'sms-otp' ? maskPhone(phone ?? '') : maskEmail(email ?? '');
+    // Said before a code is typed, not after: passkeys are not guesses, so only code methods are paused.
+    const until = method === 'webauthn' ? null : await this.pausedUntil(current);
+    const minutesLeft = until ? Math.max(1, Math.ceil((until.getTime() - this.flow.deps.clock.now().getTime()) / 60_000)) : 0;
+    const paused = until ? { error: pauseMessage(minutesLeft), notice: null } : {};
     return this.flow.view(
       current.details,
       'second-factor',
@@ -103,10 +132,12 @@ export class SecondFactorStep implements SecondFactorStepApi {
         method,
         prompt: PROMPTS[method](destination),
         codeLabel: method === 'recovery-codes' ? 'Recovery code' : 'Code',
-        canResend: method === 'email-otp' || method === 'sms-otp',
+        canResend: !until && (method === 'email-otp' || method === 'sms-otp'),
+        paused: Boolean(until),
         alternatives: methods.filter((m) => m !== method).map((m) => ({ method: m, label: METHOD_LABELS[m].switchTo })),
         rememberDays: this.rememberDays(current),
         ...extra,
+        ...paused,
       },
       status,
     );
@@ -123,6 +154,10 @@ export class SecondFactorStep implements SecondFactorStepApi {
     const method = current.state.method;
     if (current.state.step !== 'second-factor' || !method) return this.flow.stepView(current);
     if (!(await this.methods(current, method)).includes(method)) return this.page(current, { error: FAILURE_MESSAGES.not_enrolled }, 400);
+    // Input that cannot be a code by its shape is no guess: it takes none and does not count against the code.
+    // Not audited either: nothing was checked, and such posts are not limited, so they must not fill the log.
+    const shape = deps.factors.misshapenCode(method, current.account, code);
+    if (shape) return this.page(current, { error: shapeMessage(method, shape) }, 400);
     const accountId = current.account.accountId;
     // Each code has its own cap; this bounds guessing per account across sign-ins and methods (TOTP, recovery codes).
     if (!(await deps.guesses.take(accountId))) {
