@@ -42,6 +42,10 @@ export function grantShapeProblems(metadata: GrantShape): Record<string, string>
   if (grants.has('authorization_code') && !(metadata.redirect_uris?.length)) {
     problems.redirect_uris = 'at least one redirect URI is required for authorization_code';
   }
+  // A redirect URI no flow of the client can use is a misunderstanding worth saying, not storing.
+  if (!grants.has('authorization_code') && metadata.redirect_uris?.length) {
+    problems.redirect_uris = 'redirect URIs are only used by the authorization_code grant type, which this client does not have: leave them out, or add authorization_code';
+  }
   for (const uri of metadata.redirect_uris ?? []) {
     const problem = redirectUriProblem(uri);
     if (problem) {

@@ -67,6 +67,7 @@ describe('create', () => {
     ['authorization_code without a redirect URI', { redirect_uris: [] }, 'redirect_uris', /at least one redirect URI/],
     ['refresh_token without authorization_code', { grant_types: ['refresh_token', 'client_credentials'] }, 'grant_types', /requires authorization_code/],
     ['response types without authorization_code', { grant_types: ['client_credentials'], response_types: ['code'] }, 'response_types', /need the authorization_code/],
+    ['redirect URIs on a client_credentials-only client', { grant_types: ['client_credentials'], redirect_uris: ['https://a.example/cb'] }, 'redirect_uris', /only used by the authorization_code grant/],
     ['authorization_code without the code response type', { redirect_uris: ['https://a.example/cb'], response_types: [] }, 'response_types', /requires the "code"/],
     ['an unknown grant type', { grant_types: ['implicit'] }, 'grant_types.0', /Invalid option/i],
     ['private_key_jwt without keys', { redirect_uris: ['https://a.example/cb'], token_endpoint_auth_method: 'private_key_jwt' }, 'jwks', /needs the client public keys/],
