@@ -179,7 +179,9 @@ describe('authenticator app (TOTP)', () => {
     expect(page.body).toContain(secret);
     const enrolCode = await generate({ secret, epoch: Math.floor(clock.now().getTime() / 1000) });
     page = await post(attempt, page, '/enrol/totp', { action: 'confirm', code: enrolCode });
-    expect(page.body).toContain('value="totp"');
+    // The app just set up is offered, and pre-selected, as the default method.
+    expect(page.body).toMatch(/value="totp" checked/);
+    expect(page.body).not.toMatch(/value="email-otp" checked/);
     page = await post(attempt, page, '/enrol/method', { method: 'totp' });
     page = await post(attempt, page, '/enrol/recovery-codes');
     expect(await claimsOf(attempt, page)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'], acr: MFA });

@@ -59,12 +59,17 @@ export class EnrolmentStep implements EnrolmentStepApi {
         const totp = await this.flow.deps.factors.startTotp(account);
         return view('enrol-totp', 'Set up an authenticator app', totp);
       }
-      case 'enrol-method':
+      case 'enrol-method': {
+        const options = this.methodOptions(current);
+        // What the person has just set up here (a passkey, an authenticator app) is what they most likely want.
+        const selected = (['webauthn', 'totp'] as const).find((m) => options.includes(m)) ?? options[0];
         return view('enrol-method', 'Choose how to verify', {
-          options: this.methodOptions(current).map((m) => ({ value: m, label: METHOD_LABELS[m].option })),
+          options: options.map((m) => ({ value: m, label: METHOD_LABELS[m].option })),
+          selected,
           canAddTotp: this.allows(current, 'totp') && !state.totpConfirmed,
           passkey: this.flow.passkeyStep.enrolmentOffer(current),
         });
+      }
       case 'enrol-recovery-codes': {
         // Codes are stored hashed and shown once; reloading this page issues a fresh set.
         const codes = await this.flow.deps.factors.regenerateRecoveryCodes(account);
