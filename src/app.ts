@@ -119,7 +119,7 @@ export async function createServices(config: Config, log: Logger, connection: Co
   const knownBrowsers = new KnownBrowsers(connection, clock);
   const alerts = new SecurityAlerts(mailer, log, { issuer: config.issuer });
   await Promise.all([signInStates.model.init(), lockout.model.init(), knownBrowsers.ensureIndexes()]);
-  const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer, lockout, guesses, trustedDevices: factors.trustedDevice, webauthn: factors.webauthn, alerts });
+  const admin = await createAdminServices({ config, log, connection, provider, accounts, clients, audit, mailer, lockout, guesses, rateLimits, trustedDevices: factors.trustedDevice, webauthn: factors.webauthn, alerts });
   return { config, log, connection, secretBox, provider, accounts, clients, audit, hasher, keys, mailer, admin, clock, policies, sms, factors, secondFactors, signInStates, lockout, guesses, knownBrowsers, alerts, rateLimits };
 }
 

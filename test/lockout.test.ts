@@ -8,7 +8,8 @@ import { SIGN_IN_FAILED, SIGN_IN_LOCKED } from '../src/interactions/flow.js';
 import type { Page } from './support/browser.js';
 import { pageText, withoutPerRequestValues } from './support/pages.js';
 import { signInTestbed } from './support/signin-testbed.js';
-import { isCallback, startAuthorization, type AuthorizationAttempt } from './support/rp.js';
+import { startTestGatehouse } from './support/gatehouse.js';
+import { discover, isCallback, RP_REDIRECT, startAuthorization, type AuthorizationAttempt } from './support/rp.js';
 
 const PASSWORD = 'correct horse lockout';
 const WRONG = 'not the password at all';
@@ -125,6 +126,29 @@ test('an administrator unlocks a temporarily locked account, audited', async () 
   expect(isCallback(page.url)).toBe(true);
   // Unlocking an account that is not locked is a conflict, not a silent success.
   await expect(bed.gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall())).rejects.toThrow(/not locked/);
+});
+
+test('an unlock also lifts the sign-in throttle on the account\'s User ID, so its owner can sign in at once', async () => {
+  // The tests' configuration raises the throttle out of reach; this Gatehouse has the default's shape, smaller.
+  const throttle = { ip: { points: 1000, durationSeconds: 600 }, identifier: { points: 8, durationSeconds: 600 } };
+  const gh = await startTestGatehouse('lockout_throttle', { overrides: { rateLimits: { signin: throttle } } });
+  try {
+    const client = await gh.services.clients.create({ name: 'Throttle RP', redirectUris: [RP_REDIRECT], firstParty: true });
+    const rp = await discover(gh.url, client.clientId, client.clientSecret);
+    const account = await gh.services.accounts.create({ userId: 'throttled-owner', email: 'throttled-owner@example.com', name: 'Throttled Owner', password: PASSWORD });
+    const attempt = await startAuthorization(rp);
+    let page = attempt.page;
+    // Five wrong passwords lock the account; three more use up the throttle on what was typed.
+    for (let i = 0; i < 8; i++) page = await submitPassword(attempt, page, 'throttled-owner', WRONG);
+    expect((await submitPassword(attempt, page, 'throttled-owner', PASSWORD)).status).toBe(429);
+
+    const result = await gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall());
+    expect(result.account).toMatchObject({ status: 'active' });
+    page = await submitPassword(attempt, page, 'throttled-owner', PASSWORD);
+    expect(isCallback(page.url)).toBe(true);
+  } finally {
+    await gh.close();
+  }
 });
 
 test('locking an account through its email never shows when its User ID is tried (the two are not linked)', async () => {

@@ -14,6 +14,7 @@ import { ACCOUNT_ARTIFACTS, removeArtifacts } from '../oidc/revocation.js';
 import type { AccountFields, AccountStatus } from './account.model.js';
 import type { AccountService } from './accounts.js';
 import type { Lockout } from './lockout.js';
+import type { RateLimits } from '../http/rate-limit.js';
 import type { GuessLimit } from '../interactions/guess-limit.js';
 
 /** The collection where each second factor keeps its secrets, keyed by `accountId`. */
@@ -117,7 +118,16 @@ export class AccountAdmin {
     private readonly accounts: AccountService,
     private readonly lockout?: Lockout,
     private readonly guesses?: Pick<GuessLimit, 'lift'>,
+    private readonly rateLimits?: Pick<RateLimits, 'reset'>,
   ) {}
+
+  /**
+   * The sign-in throttle per typed identifier (src/http/rate-limit.ts) outlasts a lock; an unlock lifts it
+   * for the account's User ID and email, or the owner would still be refused (429) after being helped.
+   */
+  private async liftSignInThrottle(raw: RawAccount): Promise<void> {
+    for (const identifier of [raw.userId, raw.email]) if (identifier) await this.rateLimits?.reset('signin', { identifier });
+  }
 
   /** Adds the temporary lock (from the lockout records) to accounts read from the collection. */
   private async withLocks(docs: RawAccount[]): Promise<RawAccount[]> {
@@ -248,6 +258,7 @@ export class AccountAdmin {
       if (raw.status === 'active') {
         const locked = (await this.lockout?.unlock(accountId, [raw.userId, raw.email])) ?? false;
         pausedUntil = (await this.guesses?.lift(accountId)) ?? null;
+        await this.liftSignInThrottle(raw);
         if (!locked && !pausedUntil) throw new ConflictError('the account is not locked, and its second-factor verification is not paused');
         const changes: Changes = locked ? { status: { before: 'locked', after: 'active' }, lockedUntil: { before: current.lockedUntil ?? null, after: null } } : {};
         if (pausedUntil) changes.secondFactorPausedUntil = { before: pausedUntil, after: null };
@@ -256,6 +267,7 @@ export class AccountAdmin {
       if (raw.status === 'locked') {
         await this.lockout?.unlock(accountId, [raw.userId, raw.email]);
         pausedUntil = (await this.guesses?.lift(accountId)) ?? null;
+        await this.liftSignInThrottle(raw);
       }
     }
     const { from, to } = TRANSITIONS[action];

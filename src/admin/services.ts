@@ -2,6 +2,7 @@
  * The administration services shared by the admin API and the CLI.
  */
 import type { Connection } from 'mongoose';
+import type { RateLimits } from '../http/rate-limit.js';
 import type Provider from 'oidc-provider';
 import { AccountAdmin } from '../accounts/account-admin.js';
 import type { AccountService } from '../accounts/accounts.js';
@@ -43,13 +44,15 @@ export interface AdminDeps {
   lockout: Lockout;
   /** Wrong second-factor codes per account: an unlock lifts their pause too. */
   guesses: GuessLimit;
+  /** The sign-in throttle per identifier: an unlock lifts it too. */
+  rateLimits: RateLimits;
   trustedDevices: TrustedDeviceFactor;
   webauthn: WebAuthnFactor;
   alerts: SecurityAlerts;
 }
 
 export async function createAdminServices(deps: AdminDeps): Promise<AdminServices> {
-  const accountAdmin = new AccountAdmin(deps.connection, deps.accounts, deps.lockout, deps.guesses);
+  const accountAdmin = new AccountAdmin(deps.connection, deps.accounts, deps.lockout, deps.guesses, deps.rateLimits);
   const invitations = new Invitations(deps.connection);
   const registrationTokens = new RegistrationTokenStore(deps.provider, deps.connection);
   await Promise.all([invitations.ensureIndexes(), ensureRegistrationTokenIndexes(deps.connection)]);
