@@ -30,6 +30,7 @@ import type { WebAuthnFactor } from '../factors/webauthn/webauthn.js';
 import type { Clock } from '../factors/types.js';
 import { deviceLabel } from '../http/user-agent.js';
 import { ACR, CLAIM_DESCRIPTIONS, SCOPE_DESCRIPTIONS } from '../oidc/scopes.js';
+import { accountClientUrls } from '../selfservice/account-client.js';
 import type { CsrfTokens } from './csrf.js';
 import type { DeviceCookies } from './device-cookies.js';
 import type { GuessLimit } from './guess-limit.js';
@@ -404,7 +405,9 @@ export class SignInFlow {
     const scopes = (promptDetails.missingOIDCScope ?? []).map((scope) => ({ scope, text: SCOPE_DESCRIPTIONS[scope] ?? `Use the "${scope}" permission` }));
     const claims = (promptDetails.missingOIDCClaims ?? []).map((claim) => CLAIM_DESCRIPTIONS[claim] ?? claim);
     const resources = Object.entries(promptDetails.missingResourceScopes ?? {}).map(([resource, list]) => ({ resource, scopes: list }));
-    return this.view(details, 'consent', { title: 'Allow access?', clientName, scopes, claims, resources });
+    // Where consent is withdrawn: the account area's "Apps with access".
+    const accountUrl = accountClientUrls(this.deps.provider.issuer).page;
+    return this.view(details, 'consent', { title: 'Allow access?', clientName, scopes, claims, resources, accountUrl });
   }
 
   async submitConsent(ctx: Context): Promise<Outcome> {

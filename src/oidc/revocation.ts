@@ -1,10 +1,10 @@
 /**
- * Removes oidc-provider artifacts (sessions, grants, tokens, codes) that belong to an account or a
- * client, for "delete client" and "revoke all sessions and grants". The adapter copies `accountId` and
- * `clientId` out of each payload into indexed fields, so the records are found by the index. Records
- * written before those fields existed hold neither (the index files them under null): among those only,
- * candidates are found by the exact JSON member (`"clientId":"…"`), and every candidate is confirmed on
- * its parsed payload before anything is deleted.
+ * Finds and removes oidc-provider artifacts (sessions, grants, tokens, codes) that belong to an account or
+ * a client, for "delete client", "revoke all sessions and grants" and the account area's list of apps with
+ * access (src/selfservice/app-access.ts). The adapter copies `accountId` and `clientId` out of each payload
+ * into indexed fields, so the records are found by the index. Records written before those fields existed
+ * hold neither (the index files them under null): among those only, candidates are found by the exact JSON
+ * member (`"clientId":"…"`), and every candidate is confirmed on its parsed payload before it is used.
  */
 import type { Connection } from 'mongoose';
 import { collectionFor } from './adapter.js';
@@ -20,6 +20,26 @@ function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** A stored record with its payload parsed. */
+export interface FoundArtifact {
+  _id: string;
+  payload: Record<string, unknown>;
+  expiresAt?: Date;
+}
+
+/** Every record of one kind whose payload has `field === value`, each confirmed on its parsed payload. */
+export async function findArtifacts(connection: Connection, model: string, field: 'clientId' | 'accountId', value: string): Promise<FoundArtifact[]> {
+  // Inside a JSON string a quote is always escaped, so this member can only match a real key/value pair.
+  const member = new RegExp(escapeRegex(`"${field}":${JSON.stringify(value)}`));
+  const collection = connection.collection<{ _id: string; data: string; expiresAt?: Date }>(collectionFor(model));
+  const candidates = await collection
+    .find({ $or: [{ [field]: value }, { [field]: null, data: { $regex: member } }] }, { projection: { _id: 1, data: 1, expiresAt: 1 } })
+    .toArray();
+  return candidates
+    .map((doc) => ({ _id: doc._id, payload: JSON.parse(doc.data) as Record<string, unknown>, ...(doc.expiresAt ? { expiresAt: doc.expiresAt } : {}) }))
+    .filter((doc) => doc.payload[field] === value);
+}
+
 /** Deletes every artifact of the given kinds whose payload has `field === value`; counts per kind. */
 export async function removeArtifacts(
   connection: Connection,
@@ -27,16 +47,10 @@ export async function removeArtifacts(
   field: 'clientId' | 'accountId',
   value: string,
 ): Promise<Record<string, number>> {
-  // Inside a JSON string a quote is always escaped, so this member can only match a real key/value pair.
-  const member = new RegExp(escapeRegex(`"${field}":${JSON.stringify(value)}`));
   const counts: Record<string, number> = {};
   for (const model of models) {
-    const collection = connection.collection<{ _id: string; data: string }>(collectionFor(model));
-    const candidates = await collection
-      .find({ $or: [{ [field]: value }, { [field]: null, data: { $regex: member } }] }, { projection: { _id: 1, data: 1 } })
-      .toArray();
-    const ids = candidates.filter((doc) => (JSON.parse(doc.data) as Record<string, unknown>)[field] === value).map((doc) => doc._id);
-    counts[model] = ids.length ? (await collection.deleteMany({ _id: { $in: ids } })).deletedCount : 0;
+    const ids = (await findArtifacts(connection, model, field, value)).map((doc) => doc._id);
+    counts[model] = ids.length ? (await connection.collection<{ _id: string }>(collectionFor(model)).deleteMany({ _id: { $in: ids } })).deletedCount : 0;
   }
   return counts;
 }

@@ -9,7 +9,7 @@ import type { ClientMetadata } from 'oidc-provider';
 export const ACCOUNT_CLIENT_ID = 'gatehouse-account';
 
 export function accountClientUrls(issuer: string) {
-  return { redirectUri: `${issuer}/account/callback`, postLogoutRedirectUri: `${issuer}/account` };
+  return { page: `${issuer}/account`, redirectUri: `${issuer}/account/callback`, postLogoutRedirectUri: `${issuer}/account` };
 }
 
 export function accountClientMetadata(issuer: string): ClientMetadata {

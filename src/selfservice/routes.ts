@@ -1,6 +1,7 @@
 /**
  * The self-service account area, /account: a signed-in person's passkeys (list, add with a name,
- * rename, remove) and remembered ("trusted") devices (list, revoke).
+ * rename, remove), remembered ("trusted") devices (list, revoke), password, and the apps they allowed
+ * to use their account (list, remove access: app-access.ts; first-party apps are not listed).
  *
  * Who is signed in comes from oidc-provider's own session (its signed session cookie, read through
  * provider.Session.get). The area needs a multi-factor session (acr urn:gatehouse:acr:mfa); any
@@ -8,8 +9,9 @@
  * sign-in as the first-party client `gatehouse-account` (account-client.ts), asking for MFA, and comes
  * back here. Forms carry a CSRF token bound to the session, and cross-site posts are refused.
  *
- * Every change is audited (mfa.passkey_added / _renamed / _removed, trusted_device.revoked) and an
- * added or removed passkey sends the security-alert mail. Removing the last second factor is refused
+ * Every change is audited (mfa.passkey_added / _renamed / _removed, trusted_device.revoked,
+ * account.password_changed, consent.revoked per grant with by: 'owner') and an added or removed passkey
+ * sends the security-alert mail. Removing the last second factor is refused
  * where the account's market policy requires two-step verification.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
@@ -26,6 +28,7 @@ import { CsrfTokens } from '../interactions/csrf.js';
 import { formatUtc } from '../notify/security-alerts.js';
 import { ACR } from '../oidc/scopes.js';
 import { ACCOUNT_CLIENT_ID, accountClientUrls } from './account-client.js';
+import { AppAccess } from './app-access.js';
 
 /** A change (adding, renaming or removing a passkey, revoking a device) needs a sign-in this recent. */
 export const FRESH_SECONDS = 15 * 60;
@@ -39,12 +42,13 @@ const NOTICES: Record<string, string> = {
   removed: 'The passkey was removed. It can no longer be used to sign in.',
   revoked: 'That device is no longer remembered. It will be asked for a second step at its next sign-in.',
   password: 'Your password was changed. Remembered devices were forgotten: each will ask for a second step at its next sign-in.',
+  app_removed: 'The app no longer has access to your account. What it was given stops working, and it will ask for your permission again.',
 };
 
 const ERRORS: Record<string, string> = {
   last_factor: 'You cannot remove your only way to complete two-step verification. Add another passkey or method first.',
   invalid_name: 'Enter a name for the passkey (up to 64 characters).',
-  not_found: 'That passkey or device is not on your account any more.',
+  not_found: 'That passkey, device or app is not on your account any more.',
   no_webauthn: 'Passkeys cannot be used on this site right now.',
 };
 
@@ -57,11 +61,14 @@ interface SignedIn {
 }
 
 const idParam = z.string().min(1).max(1400).regex(/^[A-Za-z0-9_-]+$/);
+/** Client ids: the client registry's (3-128 URL-safe characters) and oidc-provider's generated ones. */
+const clientIdParam = z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/);
 
 export function accountRoutes(services: Services): Router {
   const { config, provider, audit, clock } = services;
   const webauthn = services.factors.webauthn;
   const trusted = services.factors.trustedDevice;
+  const apps = new AppAccess(provider, services.connection);
   const router = new Router({ prefix: '/account' });
   const origin = new URL(config.issuer).origin;
   const csrf = new CsrfTokens(createHmac('sha256', services.keys.cookieKeys[0]!).update('gatehouse:account-csrf').digest('base64url'));
@@ -144,7 +151,7 @@ export function accountRoutes(services: Services): Router {
   /** The account page; `extra` carries a form's problems when a change was refused. */
   async function showAccount(ctx: Context, current: SignedIn, extra: { error?: string | null; passwordProblems?: string[] } = {}, status = 200) {
     const { account } = current;
-    const [passkeys, devices] = await Promise.all([webauthn.list(account.accountId), trusted.list(account.accountId)]);
+    const [passkeys, devices, appList] = await Promise.all([webauthn.list(account.accountId), trusted.list(account.accountId), apps.list(account.accountId)]);
     const done = typeof ctx.query.done === 'string' && Object.hasOwn(NOTICES, ctx.query.done) ? NOTICES[ctx.query.done] : undefined;
     const problem = typeof ctx.query.error === 'string' && Object.hasOwn(ERRORS, ctx.query.error) ? ERRORS[ctx.query.error] : undefined;
     ctx.status = status;
@@ -168,6 +175,7 @@ export function accountRoutes(services: Services): Router {
         backedUp: p.backedUp,
       })),
       devices: devices.map((d) => ({ id: d.id, label: d.label, firstSeenAt: d.firstSeenAt, lastSeenAt: d.lastSeenAt, expiresAt: d.expiresAt })),
+      apps: appList,
     });
     ctx.status = status;
   }
@@ -345,6 +353,33 @@ export function accountRoutes(services: Services): Router {
     if (!id.success || !(await trusted.revoke(account.accountId, id.data))) return back(ctx, 'error=not_found');
     await record(ctx, account, 'trusted_device.revoked', 'success', { deviceId: id.data, by: 'owner' });
     return back(ctx, 'done=revoked');
+  });
+
+  // ── apps with access ──────────────────────────────────────────────────────
+
+  /**
+   * Withdraws consent: the app's grants and every token and code issued under them go, so its refresh token
+   * stops working and its next sign-in asks for consent again. Audited like oidc-provider's own grant
+   * revocations (provider-events.ts): one consent.revoked per grant, with the app as clientId.
+   */
+  router.post('/apps/:clientId/remove', guardChange, async (ctx) => {
+    const { account } = who(ctx);
+    const clientId = clientIdParam.safeParse(ctx.params.clientId);
+    if (!clientId.success) return back(ctx, 'error=not_found');
+    const grantIds = await apps.remove(account.accountId, clientId.data);
+    if (!grantIds) return back(ctx, 'error=not_found');
+    for (const grantId of grantIds) {
+      await audit.record({
+        type: 'consent.revoked',
+        outcome: 'success',
+        actor: { kind: 'account', id: account.accountId },
+        target: { kind: 'grant', id: grantId },
+        ...facts(ctx),
+        clientId: clientId.data,
+        details: { via: 'account', by: 'owner', accountId: account.accountId },
+      });
+    }
+    return back(ctx, 'done=app_removed');
   });
 
   return router;
