@@ -47,7 +47,7 @@ import { ClientRegistry } from './oidc/clients.js';
 import { loadProviderKeys, type ProviderKeys } from './oidc/keys.js';
 import { buildProvider } from './oidc/provider.js';
 import { revokeOnSelfDeletion } from './oidc/registration.js';
-import { PolicyStore, policiesFile, type PolicySource } from './policy/policy-store.js';
+import { PolicyStore, policiesFile, type MarketCatalogue, type PolicySource } from './policy/policy-store.js';
 import { Recovery } from './recovery/recovery.js';
 import { RecoveryFlows } from './recovery/recovery-flows.js';
 import { recoveryRoutes } from './recovery/routes.js';
@@ -68,7 +68,7 @@ export interface Services {
   mailer: Mailer;
   admin: AdminServices;
   clock: Clock;
-  policies: PolicySource;
+  policies: PolicySource & MarketCatalogue;
   sms: SmsGateway;
   factors: Factors;
   secondFactors: SecondFactors;

@@ -16,6 +16,14 @@ export interface DemoCredentials {
 /** The market whose policy requires 2FA without deferral in the shipped config/policies.json. */
 const MFA_MARKET = 'US';
 
+/** US when the policy file still requires 2FA there, else another market that does, else none. */
+function twoStepMarket(services: Services): string | null {
+  const requiresTwoStep = (market: string) => services.policies.policyFor(market).mfa === 'required';
+  const markets = services.policies.marketCodes().filter((m) => m !== 'default');
+  if (markets.includes(MFA_MARKET) && requiresTwoStep(MFA_MARKET)) return MFA_MARKET;
+  return markets.find(requiresTwoStep) ?? null;
+}
+
 export async function seedDemo(services: Services): Promise<DemoCredentials> {
   const { config, clients, accounts, provider, log } = services;
   const { clientId, userId, password } = config.demo;
@@ -37,9 +45,11 @@ export async function seedDemo(services: Services): Promise<DemoCredentials> {
   }
 
   const mfaUserId = `${userId}-2fa`;
+  const mfaMarket = twoStepMarket(services);
+  if (!mfaMarket) log.warn({ userId: mfaUserId }, 'no market in the policy file requires two-step verification: the two-step demo account signs in with its password only');
   const demoAccounts = [
     { userId, name: 'Demo User', market: 'default' },
-    { userId: mfaUserId, name: 'Demo Two-Step User', market: MFA_MARKET },
+    { userId: mfaUserId, name: 'Demo Two-Step User', market: mfaMarket ?? 'default' },
   ];
   for (const demo of demoAccounts) {
     if (await accounts.findByLogin(demo.userId)) continue;
