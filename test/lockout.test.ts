@@ -146,6 +146,12 @@ test('an unlock also lifts the sign-in throttle on the account\'s User ID, so it
     expect(result.account).toMatchObject({ status: 'active' });
     page = await submitPassword(attempt, page, 'throttled-owner', PASSWORD);
     expect(isCallback(page.url)).toBe(true);
+
+    // A refused unlock (nothing locked) changes nothing: the throttle on what was typed stays.
+    const other = await gh.services.accounts.create({ userId: 'quiet-owner', email: 'quiet-owner@example.com', name: 'Quiet Owner', password: PASSWORD });
+    for (let i = 0; i < 8; i++) await gh.services.rateLimits.consume('signin', { ip: '192.0.2.90', identifier: 'quiet-owner' });
+    await expect(gh.services.admin.accountOps.setStatus(other.accountId, 'unlock', cliCall())).rejects.toThrow(/not locked/);
+    expect((await gh.services.rateLimits.consume('signin', { ip: '192.0.2.90', identifier: 'quiet-owner' })).ok).toBe(false);
   } finally {
     await gh.close();
   }

@@ -193,5 +193,9 @@ describe('the pause after ten wrong codes', () => {
     await bed.gh.services.guesses.model.create({ _id: account.accountId, count: 9, expiresAt: new Date(now.getTime() + 600_000) });
     await expect(bed.gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall())).rejects.toThrow(/not locked/);
     expect(await guessesTaken(account.accountId)).toBe(9);
+    // With a lockout to lift, the unlock also forgets those nine wrong codes: one more must not pause again.
+    await bed.gh.services.lockout.model.create({ _id: bed.gh.services.lockout.keyForAccount(account.accountId), failures: 0, lockedUntil: new Date(now.getTime() + 300_000), locks: 1, lastAttemptAt: now, expiresAt: new Date(now.getTime() + 86_400_000) });
+    expect(await bed.gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall())).toMatchObject({ cleared: { lockout: true, secondFactorPause: false } });
+    expect(await guessesTaken(account.accountId)).toBe(0);
   });
 });

@@ -14,7 +14,7 @@ import { ACCOUNT_ARTIFACTS, removeArtifacts } from '../oidc/revocation.js';
 import type { AccountFields, AccountStatus } from './account.model.js';
 import type { AccountService } from './accounts.js';
 import type { Lockout } from './lockout.js';
-import type { RateLimits } from '../http/rate-limit.js';
+import type { RateLimitRequestFacts, RateLimits } from '../http/rate-limit.js';
 import type { GuessLimit } from '../interactions/guess-limit.js';
 
 /** The collection where each second factor keeps its secrets, keyed by `accountId`. */
@@ -117,7 +117,7 @@ export class AccountAdmin {
     private readonly connection: Connection,
     private readonly accounts: AccountService,
     private readonly lockout?: Lockout,
-    private readonly guesses?: Pick<GuessLimit, 'lift'>,
+    private readonly guesses?: Pick<GuessLimit, 'lift' | 'clear'>,
     private readonly rateLimits?: Pick<RateLimits, 'reset'>,
   ) {}
 
@@ -125,8 +125,8 @@ export class AccountAdmin {
    * The sign-in throttle per typed identifier (src/http/rate-limit.ts) outlasts a lock; an unlock lifts it
    * for the account's User ID and email, or the owner would still be refused (429) after being helped.
    */
-  private async liftSignInThrottle(raw: RawAccount): Promise<void> {
-    for (const identifier of [raw.userId, raw.email]) if (identifier) await this.rateLimits?.reset('signin', { identifier });
+  private async liftSignInThrottle(raw: RawAccount, actor: RateLimitRequestFacts['actor']): Promise<void> {
+    for (const identifier of [raw.userId, raw.email]) if (identifier) await this.rateLimits?.reset('signin', { identifier }, actor ? { actor } : {});
   }
 
   /** Adds the temporary lock (from the lockout records) to accounts read from the collection. */
@@ -249,7 +249,7 @@ export class AccountAdmin {
    * disable: active|locked → disabled; enable: disabled → active; unlock: locked → active. Unlock also clears
    * a temporary lock (wrong passwords) and a second-factor pause (wrong codes), and says which it cleared.
    */
-  async setStatus(accountId: string, action: StatusAction): Promise<{ account: AccountView; changes: Changes; cleared?: UnlockCleared }> {
+  async setStatus(accountId: string, action: StatusAction, actor?: RateLimitRequestFacts['actor']): Promise<{ account: AccountView; changes: Changes; cleared?: UnlockCleared }> {
     let pausedUntil: Date | null = null;
     if (action === 'unlock' && (this.lockout || this.guesses)) {
       // A temporary lock and a pause are cleared here; a `locked` status continues below to active.
@@ -258,8 +258,11 @@ export class AccountAdmin {
       if (raw.status === 'active') {
         const locked = (await this.lockout?.unlock(accountId, [raw.userId, raw.email])) ?? false;
         pausedUntil = (await this.guesses?.lift(accountId)) ?? null;
-        await this.liftSignInThrottle(raw);
         if (!locked && !pausedUntil) throw new ConflictError('the account is not locked, and its second-factor verification is not paused');
+        // Only with a real unlock (a refused one must change nothing): the throttle, and the wrong codes
+        // short of a pause, so that one more wrong code does not pause the account again at once.
+        await this.liftSignInThrottle(raw, actor);
+        await this.guesses?.clear(accountId);
         const changes: Changes = locked ? { status: { before: 'locked', after: 'active' }, lockedUntil: { before: current.lockedUntil ?? null, after: null } } : {};
         if (pausedUntil) changes.secondFactorPausedUntil = { before: pausedUntil, after: null };
         return { account: accountView({ ...raw, lockedUntil: null }), changes, cleared: { lockout: locked, secondFactorPause: pausedUntil !== null } };
@@ -267,7 +270,8 @@ export class AccountAdmin {
       if (raw.status === 'locked') {
         await this.lockout?.unlock(accountId, [raw.userId, raw.email]);
         pausedUntil = (await this.guesses?.lift(accountId)) ?? null;
-        await this.liftSignInThrottle(raw);
+        await this.liftSignInThrottle(raw, actor);
+        await this.guesses?.clear(accountId);
       }
     }
     const { from, to } = TRANSITIONS[action];

@@ -149,7 +149,7 @@ export class AccountOperations {
       throw new ConflictError('you cannot disable your own account');
     }
     await this.assertMayManage(call, accountId);
-    const { account, changes, cleared } = await this.deps.accountAdmin.setStatus(accountId, action);
+    const { account, changes, cleared } = await this.deps.accountAdmin.setStatus(accountId, action, call.actor);
     const revoked = action === 'disable' ? await this.deps.accountAdmin.revokeSessionsAndGrants(accountId) : undefined;
     // A disabled account's remembered devices must not outlive it (re-enabling starts without them).
     const trustedDevicesRevoked = action === 'disable' ? await this.deps.trustedDevices.revokeAll(accountId) : undefined;

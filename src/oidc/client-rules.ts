@@ -42,10 +42,6 @@ export function grantShapeProblems(metadata: GrantShape): Record<string, string>
   if (grants.has('authorization_code') && !(metadata.redirect_uris?.length)) {
     problems.redirect_uris = 'at least one redirect URI is required for authorization_code';
   }
-  // A redirect URI no flow of the client can use is a misunderstanding worth saying, not storing.
-  if (!grants.has('authorization_code') && metadata.redirect_uris?.length) {
-    problems.redirect_uris = 'redirect URIs are only used by the authorization_code grant type, which this client does not have: leave them out, or add authorization_code';
-  }
   for (const uri of metadata.redirect_uris ?? []) {
     const problem = redirectUriProblem(uri);
     if (problem) {
@@ -54,4 +50,15 @@ export function grantShapeProblems(metadata: GrantShape): Record<string, string>
     }
   }
   return problems;
+}
+
+/**
+ * A redirect URI no flow of the client can use is a misunderstanding worth saying, not storing. Checked
+ * on new clients and on changes to the grant types or redirect URIs, not on unrelated changes to clients
+ * stored before the rule.
+ */
+export function unusedRedirectUrisProblem(metadata: GrantShape): string | undefined {
+  const grants = new Set(metadata.grant_types ?? ['authorization_code']);
+  if (grants.has('authorization_code') || !metadata.redirect_uris?.length) return undefined;
+  return 'redirect URIs are only used by the authorization_code grant type, which this client does not have: leave them out, or add authorization_code';
 }

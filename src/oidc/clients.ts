@@ -13,7 +13,7 @@ import { z } from 'zod';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { ConflictError, InputError, NotFoundError } from '../errors.js';
 import { CLIENTS_COLLECTION, clientSecretContext, invalidateCachedClient, type ClientDocument } from './adapter.js';
-import { grantShapeProblems, redirectUriProblem } from './client-rules.js';
+import { grantShapeProblems, redirectUriProblem, unusedRedirectUrisProblem } from './client-rules.js';
 import { CLIENT_ARTIFACTS, removeArtifacts } from './revocation.js';
 import { randomId } from '../crypto/ids.js';
 
@@ -144,13 +144,15 @@ export function metadataTypeProblems(metadata: Record<string, unknown>): Record<
   return problems;
 }
 
-export function clientMetadataProblems(metadata: Record<string, unknown>): Record<string, string> {
+export function clientMetadataProblems(metadata: Record<string, unknown>, options: { redirectsChanged?: boolean } = {}): Record<string, string> {
   const grants = (metadata.grant_types as string[] | undefined) ?? ['authorization_code'];
   const problems = grantShapeProblems({
     grant_types: grants,
     ...(metadata.response_types !== undefined ? { response_types: metadata.response_types as string[] } : {}),
     redirect_uris: (metadata.redirect_uris as string[] | undefined) ?? [],
   });
+  const unused = options.redirectsChanged === false ? undefined : unusedRedirectUrisProblem({ grant_types: grants, redirect_uris: (metadata.redirect_uris as string[] | undefined) ?? [] });
+  if (unused && !problems.redirect_uris) problems.redirect_uris = unused;
   const unknownGrant = grants.find((g) => !(GRANT_TYPES as readonly string[]).includes(g));
   if (unknownGrant) problems.grant_types = `"${unknownGrant}" is not supported (use ${GRANT_TYPES.join(', ')})`;
   for (const uri of (metadata.post_logout_redirect_uris as string[] | undefined) ?? []) {
@@ -310,7 +312,7 @@ export class ClientRegistry {
     if (patch.grant_types && !patch.response_types) {
       after.response_types = (after.grant_types as string[]).includes('authorization_code') ? ['code'] : [];
     }
-    const problems = clientMetadataProblems(after);
+    const problems = clientMetadataProblems(after, { redirectsChanged: 'grant_types' in patch || 'redirect_uris' in patch });
     if (Object.keys(problems).length > 0) throw problemsError(problems);
 
     const needsSecret = SECRET_AUTH_METHODS.has(String(after.token_endpoint_auth_method ?? 'client_secret_basic'));

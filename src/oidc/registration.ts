@@ -172,7 +172,10 @@ function checkRegisteredMetadata(ctx: KoaContextWithOIDC, properties: Record<str
 
   // Raw input from the registrant: check the shapes first, so the rules below never trip over a wrong type.
   const shape = metadataTypeProblems(properties);
-  const problems = Object.keys(shape).length > 0 ? shape : clientMetadataProblems(properties);
+  // An update (RFC 7592 sends the whole registration) is held to the redirect rule only if it changes them.
+  // (The client instance holds recognised metadata under camelCase names.)
+  const redirectsChanged = !updating || JSON.stringify([properties.grant_types, properties.redirect_uris]) !== JSON.stringify([current?.grantTypes, current?.redirectUris]);
+  const problems = Object.keys(shape).length > 0 ? shape : clientMetadataProblems(properties, { redirectsChanged });
   const [field, message] = Object.entries(problems)[0] ?? [];
   if (field) refuse(`${field}: ${message}`);
 }

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { FormCsrf } from '../http/form-csrf.js';
 import type { RateLimits } from '../http/rate-limit.js';
 import { deviceLabel } from '../http/user-agent.js';
+import { afterResponse } from '../http/after-response.js';
 import { RECOVERY_FLOW_MINUTES, type AfterAnswer, type Recovery, type RequestFacts } from './recovery.js';
 
 const FLOW_COOKIE = 'gh_recovery';
@@ -35,7 +36,7 @@ export function recoveryRoutes(options: RecoveryRouteOptions): Router {
   const router = new Router();
 
   // Mail for an existing account is prepared and sent only after the answer is out, so its time never differs.
-  const afterAnswer = (ctx: Context): AfterAnswer => (run) => void ctx.res.once('close', run);
+  const afterAnswer = (ctx: Context): AfterAnswer => afterResponse(ctx.res);
 
   const facts = (ctx: Context): RequestFacts => ({
     ip: ctx.ip,

@@ -42,7 +42,7 @@ const NOTICES: Record<string, string> = {
   removed: 'The passkey was removed. It can no longer be used to sign in.',
   revoked: 'That device is no longer remembered. It will be asked for a second step at its next sign-in.',
   password: 'Your password was changed. Remembered devices were forgotten: each will ask for a second step at its next sign-in.',
-  app_removed: 'The app no longer has access to your account. What it was given stops working, and it will ask for your permission again.',
+  app_removed: 'The app no longer has access to your account: its sign-in and the tokens Gatehouse keeps for it stop working now, and it will ask for your permission again. Signed access tokens it already holds for other services end when they expire.',
 };
 
 const ERRORS: Record<string, string> = {

@@ -182,6 +182,19 @@ describe('update', () => {
   });
 });
 
+describe('redirect URIs a client cannot use', () => {
+  test('are refused when a change sets them or the grant types, not on other changes to a client stored before the rule', async () => {
+    const created = await gh.services.clients.create({ name: 'Legacy machine', redirectUris: ['https://legacy.example/cb'] });
+    // Stored before the rule: client_credentials only, with a redirect URI left over.
+    await gh.services.connection.collection('clients').updateOne({ _id: created.clientId as never }, { $set: { 'metadata.grant_types': ['client_credentials'], 'metadata.response_types': [] } });
+    expect((await patch(created.clientId, { client_name: 'Legacy machine, renamed' })).status).toBe(200);
+    const refused = await patch(created.clientId, { redirect_uris: ['https://legacy.example/other'] });
+    expect(refused.status).toBe(400);
+    expect(refused.body.fields.redirect_uris).toMatch(/only used by the authorization_code grant/);
+    expect((await patch(created.clientId, { redirect_uris: [] })).status).toBe(200);
+  });
+});
+
 describe('delete', () => {
   test("revokes the client's grants and tokens, and leaves other clients' alone", async () => {
     await gh.services.accounts.create({ userId: 'leaver', name: 'Leaver', password: 'correct horse battery' });
