@@ -129,7 +129,7 @@ test('a third-party app is listed with what it may do; removing access revokes i
   });
 
   const after = await browser.request(`${gh.url}/account?done=app_removed`);
-  expect(pageText(after.body)).toContain('The app no longer has access to your account.');
+  expect(pageText(after.body)).toContain('The app no longer has access to your account: its sign-in and the tokens Gatehouse keeps for it stop working now');
   expect(pageText(after.body)).toContain('No app has access to your account.');
   expect(after.body).not.toContain(`/account/apps/${thirdPartyId}/remove`);
 
