@@ -51,6 +51,8 @@ export type RequestFacts = Pick<AuditEvent, 'ip' | 'userAgent' | 'requestId'>;
 /** Schedules work for after the answer to the request has gone out (routes: when the response closes). */
 export type AfterAnswer = (run: () => void) => void;
 const nextTurn: AfterAnswer = (run) => void setImmediate(run);
+/** Looked up for a recovery flow that matched no account: account ids are never empty. */
+const NO_ACCOUNT_ID = '';
 
 export const RECOVERY_FLOW_MINUTES = 15;
 export const RECOVERY_MAX_ATTEMPTS = 5;
@@ -121,9 +123,11 @@ export class Recovery {
 
   /** Sends a new passcode for the flow (the code store's cooldown and hourly cap apply); silent either way. */
   async resend(flow: RecoveryFlow, after: AfterAnswer = nextTurn): Promise<void> {
-    if (!flow.accountId || flow.step !== 'verify') return;
-    const account = await this.deps.accounts.findByAccountId(flow.accountId);
-    if (this.usable(account)) this.sendPasscode(flow._id, account, flow.channel, after);
+    if (flow.step !== 'verify') return;
+    // The same read whether or not the flow matched an account (an id no account has, when it did not),
+    // so the time the answer takes does not tell.
+    const account = await this.deps.accounts.findByAccountId(flow.accountId ?? NO_ACCOUNT_ID);
+    if (flow.accountId && this.usable(account)) this.sendPasscode(flow._id, account, flow.channel, after);
   }
 
   /**
