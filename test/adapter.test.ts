@@ -224,6 +224,9 @@ test('the account lookup oidc-provider makes (findAccount) fails as DatabaseUnav
   }
   const bug = new TypeError('not a database problem');
   await expect(guardDatabase(() => Promise.reject(bug))).rejects.toBe(bug);
+  // The driver sometimes passes a socket error on unwrapped (EPIPE when the server has just gone): still a 503.
+  const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE', syscall: 'write' });
+  await expect(guardDatabase(() => Promise.reject(epipe))).rejects.toMatchObject({ name: 'DatabaseUnavailableError', status: 503 });
 });
 
 test('revocation by account or client finds records by their indexed field and records written before it', async () => {

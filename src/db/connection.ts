@@ -83,6 +83,8 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
  * time). A bulk write (insertMany, bulkWrite) wraps such an error in a MongoBulkWriteError: it is
  * looked for inside.
  */
+const SOCKET_ERROR_CODES = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN']);
+
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err instanceof mongoose.mongo.MongoBulkWriteError && err.errorResponse instanceof Error && err.errorResponse !== err) {
@@ -96,6 +98,8 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     err instanceof mongoose.mongo.MongoOperationTimeoutError ||
     // Not exported by the driver: every connection stayed busy for the whole operation timeout.
     err.name === 'MongoWaitQueueTimeoutError' ||
+    // A socket error the driver passed on unwrapped (seen: EPIPE writing to a server that just went away).
+    SOCKET_ERROR_CODES.has(String((err as NodeJS.ErrnoException).code)) ||
     /buffering timed out|Client must be connected|connection .* closed/i.test(err.message)
   );
 }
