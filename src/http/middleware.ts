@@ -26,15 +26,21 @@ export function requestContext(log: Logger) {
   };
 }
 
+const CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
 export async function securityHeaders(ctx: Context, next: Next): Promise<void> {
+  // Set before the response is made: oidc-provider's self-submitting pages (form_post responses, the
+  // sign-out and session-change steps) add their inline script's hash to an existing script-src. Set
+  // after, the policy would block that script and leave the page blank.
+  ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
   await next();
   ctx.set('X-Content-Type-Options', 'nosniff');
   ctx.set('Referrer-Policy', 'no-referrer');
   if (ctx.secure) ctx.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
   if (ctx.response.is('html')) {
     ctx.set('X-Frame-Options', 'DENY');
-    // oidc-provider sets its own policy (with script hashes) on pages such as form_post; keep it.
-    if (!ctx.response.get('Content-Security-Policy')) ctx.set('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+    // Kept if the response set its own (with script hashes); restored if an error path cleared the headers.
+    if (!ctx.response.get('Content-Security-Policy')) ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
     ctx.set('Cache-Control', 'no-store');
   }
 }

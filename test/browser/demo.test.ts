@@ -74,3 +74,26 @@ testIfChromium('after the demo client\'s secret is rotated, the demo app signs i
   expect(await page.locator('#id-token-claims').count()).toBe(1);
   expect(JSON.parse((await page.textContent('#id-token-claims'))!)).toMatchObject({ aud: gh.config.demo.clientId });
 });
+
+testIfChromium('a form_post response submits itself in the browser (its inline script is allowed by the page\'s policy)', async () => {
+  const page = await browser.newPage();
+  const redirectUri = `${gh.url}/demo/callback`;
+  const authorize = new URL('/auth', gh.url);
+  authorize.search = new URLSearchParams({
+    client_id: gh.config.demo.clientId, response_type: 'code', response_mode: 'form_post', scope: 'openid', redirect_uri: redirectUri,
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 'form-post-state',
+  }).toString();
+  await page.goto(authorize.href);
+  // A new page is a new browser context: no session, so the sign-in form is shown.
+  await page.waitForURL(/\/interaction\//);
+  await page.getByLabel('User ID or email').fill(gh.config.demo.userId);
+  await page.getByLabel('Password').fill(gh.config.demo.password);
+  const posted = page.waitForRequest((req) => req.method() === 'POST' && req.url() === redirectUri, { timeout: 15_000 });
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  const allow = page.getByRole('button', { name: 'Allow' });
+  await Promise.race([posted, allow.waitFor()]);
+  if (await allow.isVisible()) await allow.click();
+  const form = new URLSearchParams((await posted).postData() ?? '');
+  expect(form.get('state')).toBe('form-post-state');
+  expect(form.get('code')).toBeTruthy();
+});
