@@ -44,6 +44,7 @@ import { DeviceCookies } from './interactions/device-cookies.js';
 import { ConsoleSmsGateway, createSmsGateway, type SmsGateway } from './notify/sms.js';
 import { ensureAdapterIndexes } from './oidc/adapter.js';
 import { ClientRegistry } from './oidc/clients.js';
+import { ensureConsentRecordIndexes } from './oidc/consent-records.js';
 import { loadProviderKeys, type ProviderKeys } from './oidc/keys.js';
 import { buildProvider } from './oidc/provider.js';
 import { revokeOnSelfDeletion } from './oidc/registration.js';
@@ -97,7 +98,7 @@ export async function createServices(config: Config, log: Logger, connection: Co
   const policies = PolicyStore.open(policiesFile(), { log, clock });
   const accounts = new AccountService(connection, hasher, policies);
   const audit = new AuditLog(connection, log, { retentionDays: config.audit.retentionDays });
-  await Promise.all([ensureAdapterIndexes(connection), accounts.model.init(), audit.init()]);
+  await Promise.all([ensureAdapterIndexes(connection), ensureConsentRecordIndexes(connection), accounts.model.init(), audit.init()]);
   const keys = await loadProviderKeys(connection, secretBox);
   // Identifiers are counted under a keyed hash: a plain hash of a login could be confirmed by guessing it.
   const rateLimits = new RateLimits(connection, config.rateLimits, { audit, identifierKey: createHmac('sha256', keys.cookieKeys[0]!).update('gatehouse:rate-limits').digest() });

@@ -10,7 +10,7 @@
 import type { Connection } from 'mongoose';
 import { z } from 'zod';
 import { ConflictError, InputError, NotFoundError, duplicateKeyField } from '../errors.js';
-import { ACCOUNT_ARTIFACTS, removeArtifacts } from '../oidc/revocation.js';
+import { ACCOUNT_ARTIFACTS, CONSENT_RECORDS, removeArtifacts } from '../oidc/revocation.js';
 import type { AccountFields, AccountStatus } from './account.model.js';
 import type { AccountService } from './accounts.js';
 import type { Lockout } from './lockout.js';
@@ -299,11 +299,14 @@ export class AccountAdmin {
     return { credentialsRemoved: removed.deletedCount, hadSecondFactor: secondFactorEnrolled(before) };
   }
 
-  /** Ends every session and revokes every grant (with its tokens and codes) of the account. */
-  async revokeSessionsAndGrants(accountId: string): Promise<{ sessions: number; grants: number; tokens: number }> {
+  /**
+   * Ends every session and revokes every grant (with its tokens and codes) of the account, and forgets the
+   * consent it gave apps (`consents`: consent records), so no app regains access without asking again.
+   */
+  async revokeSessionsAndGrants(accountId: string): Promise<{ sessions: number; grants: number; tokens: number; consents: number }> {
     await this.load(accountId);
     const counts = await removeArtifacts(this.connection, ACCOUNT_ARTIFACTS, 'accountId', accountId);
-    const { Session: sessions = 0, Grant: grants = 0, ...rest } = counts;
-    return { sessions, grants, tokens: Object.values(rest).reduce((sum, n) => sum + n, 0) };
+    const { Session: sessions = 0, Grant: grants = 0, [CONSENT_RECORDS]: consents = 0, ...rest } = counts;
+    return { sessions, grants, tokens: Object.values(rest).reduce((sum, n) => sum + n, 0), consents };
   }
 }

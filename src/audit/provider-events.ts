@@ -1,6 +1,7 @@
 /**
- * Audit entries for what oidc-provider does on its own endpoints: sign-out, grants revoked (consent
- * withdrawn by logout or token revocation), tokens revoked at the revocation endpoint, and dynamic
+ * Audit entries for what oidc-provider does on its own endpoints: sign-out (with how many apps' sign-ins it
+ * ended), grants revoked (by the app revoking its token, or a replayed code or refresh token; a sign-out's
+ * are not, as the consent stays), tokens revoked at the revocation endpoint, and dynamic
  * client registration. Only identifiers are recorded: a token's value is its id, so never that.
  */
 import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
@@ -26,18 +27,27 @@ interface RevocableToken {
   grantId?: string;
 }
 
+/** Where oidc-provider revokes a session's grants on sign-out (the consent behind them stays: consent-records.ts). */
+const SIGN_OUT_ROUTES = new Set(['end_session', 'end_session_confirm']);
+
 export function auditProviderEvents(provider: Provider, audit: AuditLog): void {
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
-    const accountId = ctx.oidc.session?.accountId;
+    const session = ctx.oidc.session;
+    const accountId = session?.accountId;
+    // "Sign out of every app" ends each app's sign-in in the session; otherwise only the requesting app's.
+    const appSessionsEnded = ctx.oidc.params?.logout ? Object.keys(session?.authorizations ?? {}).length : ctx.oidc.entities.Client ? 1 : 0;
     void audit.record({
       type: 'signout',
       outcome: 'success',
       actor: accountId ? { kind: 'account', id: accountId } : { kind: 'anonymous' },
       ...requestFacts(ctx),
+      details: { appSessionsEnded },
     });
   });
 
   provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
+    // Signing out ends the session's grants and tokens, not the consent: the person withdrew nothing.
+    if (SIGN_OUT_ROUTES.has(ctx.oidc.route)) return;
     const token = ctx.oidc.entities.AccessToken ?? ctx.oidc.entities.RefreshToken;
     const accountId = ctx.oidc.session?.accountId ?? token?.accountId;
     const byClient = ctx.oidc.route === 'revocation' && ctx.oidc.client;

@@ -144,7 +144,7 @@ function copyFor(alert: SecurityAlert, productName: string): Copy {
     case 'password-changed':
       return {
         subject: 'Your password was changed',
-        summary: `The password of your ${productName} account was changed.`,
+        summary: `The password of your ${productName} account was changed. Every other browser and device signed in to it was signed out.`,
         ifYou: 'If you changed it, you do not need to do anything.',
         notYou: 'If you did not change it, someone else may have access to your account. Reset your password now and contact your administrator.',
       };

@@ -17,6 +17,7 @@ import type { ProviderKeys } from './keys.js';
 import { ACR, SCOPE_CLAIMS } from './scopes.js';
 import { ADMIN_SCOPES, partitionScopesForAccount } from '../admin/permissions.js';
 import { registrationFeatures } from './registration.js';
+import { ConsentRecords, restoreConsent } from './consent-records.js';
 import { accountClientMetadata } from '../selfservice/account-client.js';
 
 export interface ProviderDeps {
@@ -47,6 +48,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure: secureCookies, overwrite: true };
   // One account read per request, shared by findAccount and loadExistingGrant.
   const requestAccounts = new RequestAccounts(accounts);
+  const consents = new ConsentRecords(connection, config.ttl.grantSeconds);
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(connection, secretBox),
@@ -126,27 +128,46 @@ export function buildProvider(deps: ProviderDeps): Provider {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     async loadExistingGrant(ctx) {
-      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+      const client = ctx.oidc.client!;
+      const accountId = ctx.oidc.session!.accountId!;
+      const thirdParty = (client as unknown as Record<string, unknown>)[FIRST_PARTY] !== true;
+      const consentedNow = Boolean(ctx.oidc.result?.consent?.grantId);
+      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session!.grantIdFor(client.clientId);
       if (grantId) {
         const grant = await ctx.oidc.provider.Grant.find(grantId);
-        if (grant) return grant;
+        if (grant) {
+          // The consent step has just added to it (or it is in use): the consent record follows it.
+          if (thirdParty) await guardDatabase(() => consents.remember(grant, consentedNow));
+          return grant;
+        }
       }
-      const client = ctx.oidc.client!;
-      if ((client as unknown as Record<string, unknown>)[FIRST_PARTY] !== true) {
-        // Consent given earlier (in another browser, or a session that has since expired) is remembered:
-        // the newest live grant of this account for this client; oidc-provider asks only for what it lacks.
+      if (thirdParty) {
+        // Consent given earlier (before a sign-out, in another browser, or a session that has since expired)
+        // is remembered by its consent record: a new grant for this session holds exactly that, and
+        // oidc-provider asks only for what it lacks.
+        const record = await guardDatabase(() => consents.find(accountId, client.clientId));
+        if (record) {
+          const roles = (await guardDatabase(() => requestAccounts.find(ctx, accountId)))?.roles ?? [];
+          const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId });
+          restoreConsent(grant, record, roles);
+          await grant.save();
+          await guardDatabase(() => consents.touch(accountId, client.clientId));
+          return grant;
+        }
+        // A live grant from before consent records existed: used as before, and recorded from now on.
         const remembered = await guardDatabase(() =>
           connection
             .collection<{ _id: string; expiresAt?: Date }>(collectionFor('Grant'))
-            .find({ accountId: ctx.oidc.session!.accountId!, clientId: client.clientId, expiresAt: { $gt: new Date() } }, { projection: { _id: 1 } })
+            .find({ accountId, clientId: client.clientId, expiresAt: { $gt: new Date() } }, { projection: { _id: 1 } })
             .sort({ expiresAt: -1 })
             .limit(1)
             .toArray(),
         );
-        return remembered[0] ? ctx.oidc.provider.Grant.find(remembered[0]._id) : undefined;
+        const legacy = remembered[0] ? await ctx.oidc.provider.Grant.find(remembered[0]._id) : undefined;
+        if (legacy) await guardDatabase(() => consents.remember(legacy, false));
+        return legacy;
       }
       // First-party clients: everything they ask for is granted without a consent page.
-      const accountId = ctx.oidc.session!.accountId!;
       const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId });
       // Admin scopes only for the matching roles; the others are recorded as declined, not asked again.
       const requested = ctx.oidc.requestParamScopes ? [...ctx.oidc.requestParamScopes] : ['openid'];
@@ -189,5 +210,14 @@ export function buildProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
   provider.on('server_error', (_ctx: unknown, err: Error) => log.error({ err }, 'oidc-provider server_error'));
+  // An app revoking its own refresh token gives up the access it was given, consent included (as Google and
+  // Keycloak treat it). Sign-out and a replayed code or refresh token revoke grants too, but not consent.
+  provider.on('grant.revoked', (ctx: KoaContextWithOIDC) => {
+    if (ctx.oidc.route !== 'revocation') return;
+    const token = ctx.oidc.entities.RefreshToken;
+    const clientId = ctx.oidc.client?.clientId;
+    if (!token?.accountId || !clientId || token.clientId !== clientId) return;
+    consents.forget(token.accountId, clientId).catch((err: unknown) => log.error({ err, clientId }, 'could not delete the consent record of a revoked grant'));
+  });
   return provider;
 }

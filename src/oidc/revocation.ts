@@ -5,16 +5,23 @@
  * into indexed fields, so the records are found by the index. Records written before those fields existed
  * hold neither (the index files them under null): among those only, candidates are found by the exact JSON
  * member (`"clientId":"…"`), and every candidate is confirmed on its parsed payload before it is used.
+ *
+ * Consent records (consent-records.ts) go with the grants: whatever revokes every grant of an account or a
+ * client also forgets the consent behind them, or the next sign-in would recreate the grants at once.
  */
 import type { Connection } from 'mongoose';
 import { collectionFor } from './adapter.js';
+import { CONSENT_COLLECTION } from './consent-records.js';
+
+/** Not an oidc-provider model: the consent records, kept by account and client (plain fields, no payload). */
+export const CONSENT_RECORDS = 'ConsentRecord';
 
 export const CLIENT_ARTIFACTS = [
   'AccessToken', 'RefreshToken', 'AuthorizationCode', 'ClientCredentials', 'Grant', 'DeviceCode',
-  'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest', 'RegistrationAccessToken',
+  'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest', 'RegistrationAccessToken', CONSENT_RECORDS,
 ] as const;
 
-export const ACCOUNT_ARTIFACTS = ['Session', 'Grant', 'AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest'] as const;
+export const ACCOUNT_ARTIFACTS = ['Session', 'Grant', 'AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest', CONSENT_RECORDS] as const;
 
 function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -49,6 +56,10 @@ export async function removeArtifacts(
 ): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   for (const model of models) {
+    if (model === CONSENT_RECORDS) {
+      counts[model] = (await connection.collection(CONSENT_COLLECTION).deleteMany({ [field]: value })).deletedCount;
+      continue;
+    }
     const ids = (await findArtifacts(connection, model, field, value)).map((doc) => doc._id);
     counts[model] = ids.length ? (await connection.collection<{ _id: string }>(collectionFor(model)).deleteMany({ _id: { $in: ids } })).deletedCount : 0;
   }

@@ -1,6 +1,7 @@
 /**
- * "Apps with access" in /account: the applications (clients) an account has a live grant for, that is
- * consent it gave, and withdrawing that consent.
+ * "Apps with access" in /account: the applications (clients) an account gave consent to, and withdrawing
+ * that consent. Consent lives in the consent records (src/oidc/consent-records.ts), which outlive sign-out;
+ * live grants are read too (a grant from before consent records existed has none).
  *
  * First-party clients (the account area's own `gatehouse-account`, and any client marked `first_party`)
  * are left out and cannot be removed here: their access comes with the account, and loadExistingGrant
@@ -11,6 +12,7 @@ import type { Connection } from 'mongoose';
 import type Provider from 'oidc-provider';
 import { DatabaseUnavailableError, guardDatabase } from '../oidc/adapter.js';
 import { FIRST_PARTY } from '../oidc/provider.js';
+import { ConsentRecords, type ConsentRecord } from '../oidc/consent-records.js';
 import { findArtifacts, type FoundArtifact } from '../oidc/revocation.js';
 import { CLAIM_DESCRIPTIONS, SCOPE_DESCRIPTIONS } from '../oidc/scopes.js';
 import { ACCOUNT_CLIENT_ID } from './account-client.js';
@@ -21,7 +23,7 @@ export interface AppWithAccess {
   name: string;
   /** What it was allowed, in the consent page's words. */
   permissions: string[];
-  /** When consent was last given (the newest grant's iat), when recorded. */
+  /** When consent was last given (its record's, or the newest grant's iat), when known. */
   grantedAt: Date | null;
 }
 
@@ -51,13 +53,19 @@ function describe(grant: GrantPayload): { scopes: string[]; claims: string[]; re
   };
 }
 
-/** The consent page's phrasing (src/interactions/flow.ts consentView), for everything across the grants. */
-function permissionsOf(grants: GrantPayload[]): string[] {
+/** A consent record in describe()'s terms. */
+function describeRecord(record: ConsentRecord): ReturnType<typeof describe> {
+  const resources = new Map<string, string[]>();
+  for (const { resource, scope } of record.resourceScopes) resources.set(resource, [...(resources.get(resource) ?? []), scope]);
+  return { scopes: record.scopes, claims: record.claims, resources: [...resources] };
+}
+
+/** The consent page's phrasing (src/interactions/flow.ts consentView), for everything across the record and grants. */
+function permissionsOf(consents: ReturnType<typeof describe>[]): string[] {
   const scopes = new Set<string>();
   const claims = new Set<string>();
   const resources = new Map<string, Set<string>>();
-  for (const grant of grants) {
-    const what = describe(grant);
+  for (const what of consents) {
     what.scopes.forEach((s) => scopes.add(s));
     what.claims.forEach((c) => claims.add(c));
     for (const [resource, list] of what.resources) list.forEach((s) => (resources.get(resource) ?? resources.set(resource, new Set()).get(resource)!).add(s));
@@ -71,11 +79,27 @@ function permissionsOf(grants: GrantPayload[]): string[] {
 
 const isLive = (grant: FoundArtifact, now: number) => !grant.expiresAt || grant.expiresAt.getTime() > now;
 
+/**
+ * Deletes a grant and every token and code issued under it. The grant first: oidc-provider reads it on every
+ * use of a token or code, so from then on nothing issued under it is honoured, even while the tokens
+ * themselves are being deleted.
+ */
+export async function revokeGrant(provider: Provider, grantId: string): Promise<void> {
+  await provider.Grant.adapter.destroy(grantId);
+  await Promise.all(
+    [provider.AccessToken, provider.RefreshToken, provider.AuthorizationCode, provider.DeviceCode, provider.BackchannelAuthenticationRequest].map((model) => model.adapter.revokeByGrantId(grantId)),
+  );
+}
+
 export class AppAccess {
+  private readonly consents: ConsentRecords;
+
   constructor(
     private readonly provider: Provider,
     private readonly connection: Connection,
-  ) {}
+  ) {
+    this.consents = new ConsentRecords(connection);
+  }
 
   /** The account's grants, newest record first; expired ones too (their tokens are tidied with them on removal). */
   private grantsOf(accountId: string): Promise<FoundArtifact[]> {
@@ -98,51 +122,49 @@ export class AppAccess {
     return (client as unknown as Record<string, unknown> | undefined)?.[FIRST_PARTY] === true;
   }
 
-  /** Third-party apps with a live grant, by name. */
+  /** Third-party apps with consent (a consent record or a live grant), by name. */
   async list(accountId: string): Promise<AppWithAccess[]> {
     const now = Date.now();
-    const byClient = new Map<string, GrantPayload[]>();
+    const byClient = new Map<string, { record?: ConsentRecord; grants: GrantPayload[] }>();
+    const entry = (clientId: string) => byClient.get(clientId) ?? byClient.set(clientId, { grants: [] }).get(clientId)!;
+    for (const record of await guardDatabase(() => this.consents.forAccount(accountId))) entry(record.clientId).record = record;
     for (const grant of await this.grantsOf(accountId)) {
       const payload = grant.payload as GrantPayload;
       if (!isLive(grant, now) || typeof payload.clientId !== 'string') continue;
-      byClient.set(payload.clientId, [...(byClient.get(payload.clientId) ?? []), payload]);
+      entry(payload.clientId).grants.push(payload);
     }
     const apps: AppWithAccess[] = [];
-    for (const [clientId, grants] of byClient) {
+    for (const [clientId, { record, grants }] of byClient) {
       if (clientId === ACCOUNT_CLIENT_ID) continue;
       const client = await this.client(clientId);
+      // A deleted client's consent goes with it (revocation.ts); one still listed here is on its way out.
+      if (!client && !grants.length) continue;
       if ((client as unknown as Record<string, unknown> | undefined)?.[FIRST_PARTY] === true) continue;
-      const issued = grants.map((g) => g.iat).filter((iat): iat is number => typeof iat === 'number');
+      const issued = [...grants.map((g) => g.iat).filter((iat): iat is number => typeof iat === 'number').map((iat) => iat * 1000), ...(record ? [record.lastGrantedAt.getTime()] : [])];
       apps.push({
         clientId,
         name: client?.clientName ?? clientId,
-        permissions: permissionsOf(grants),
-        grantedAt: issued.length ? new Date(Math.max(...issued) * 1000) : null,
+        permissions: permissionsOf([...(record ? [describeRecord(record)] : []), ...grants.map(describe)]),
+        grantedAt: issued.length ? new Date(Math.max(...issued)) : null,
       });
     }
     return apps.sort((a, b) => a.name.localeCompare(b.name) || a.clientId.localeCompare(b.clientId));
   }
 
   /**
-   * Withdraws the account's consent for a third-party client: deletes its grants for that client and every
-   * token and code issued under them. Returns the grants removed, or null when the client has no live grant
-   * of this account (unknown, already removed, or first-party).
+   * Withdraws the account's consent for a third-party client: deletes its consent record, its grants for that
+   * client and every token and code issued under them. Returns the grants removed and whether a consent record
+   * was, or null when the client has neither a consent record nor a live grant of this account (unknown,
+   * already removed, or first-party).
    */
-  async remove(accountId: string, clientId: string): Promise<string[] | null> {
+  async remove(accountId: string, clientId: string): Promise<{ grantIds: string[]; consentRecord: boolean } | null> {
     if (await this.isFirstParty(clientId)) return null;
     const now = Date.now();
+    // The record first, so no sign-in in between recreates a grant from it.
+    const consentRecord = await guardDatabase(() => this.consents.forget(accountId, clientId));
     const grants = (await this.grantsOf(accountId)).filter((g) => g.payload.clientId === clientId);
-    if (!grants.some((g) => isLive(g, now))) return null;
-    for (const { _id: grantId } of grants) {
-      // The grant first: oidc-provider reads it on every use of a token or code, so from here on nothing
-      // issued under it is honoured, even while the tokens themselves are being deleted.
-      await this.provider.Grant.adapter.destroy(grantId);
-      await Promise.all(
-        [this.provider.AccessToken, this.provider.RefreshToken, this.provider.AuthorizationCode, this.provider.DeviceCode, this.provider.BackchannelAuthenticationRequest].map((model) =>
-          model.adapter.revokeByGrantId(grantId),
-        ),
-      );
-    }
-    return grants.map((g) => g._id);
+    if (!consentRecord && !grants.some((g) => isLive(g, now))) return null;
+    for (const { _id: grantId } of grants) await revokeGrant(this.provider, grantId);
+    return { grantIds: grants.map((g) => g._id), consentRecord };
   }
 }

@@ -10,9 +10,9 @@
  * back here. Forms carry a CSRF token bound to the session, and cross-site posts are refused.
  *
  * Every change is audited (mfa.passkey_added / _renamed / _removed, trusted_device.revoked,
- * account.password_changed, consent.revoked per grant with by: 'owner') and an added or removed passkey
- * sends the security-alert mail. Removing the last second factor is refused
- * where the account's market policy requires two-step verification.
+ * account.password_changed with the other sessions it ended, consent.revoked per grant with by: 'owner')
+ * and an added or removed passkey sends the security-alert mail. Removing the last second factor is
+ * refused where the account's market policy requires two-step verification.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
@@ -29,6 +29,7 @@ import { formatUtc } from '../notify/security-alerts.js';
 import { ACR } from '../oidc/scopes.js';
 import { ACCOUNT_CLIENT_ID, accountClientUrls } from './account-client.js';
 import { AppAccess } from './app-access.js';
+import { endOtherSessions } from './other-sessions.js';
 
 /** A change (adding, renaming or removing a passkey, revoking a device) needs a sign-in this recent. */
 export const FRESH_SECONDS = 15 * 60;
@@ -41,7 +42,7 @@ const NOTICES: Record<string, string> = {
   renamed: 'The passkey was renamed.',
   removed: 'The passkey was removed. It can no longer be used to sign in.',
   revoked: 'That device is no longer remembered. It will be asked for a second step at its next sign-in.',
-  password: 'Your password was changed. Remembered devices were forgotten: each will ask for a second step at its next sign-in.',
+  password: 'Your password was changed. You were signed out on every other browser and device (this one stays signed in), and apps you used there will ask you to sign in again. Remembered devices were forgotten: each will ask for a second step at its next sign-in.',
   app_removed: 'The app no longer has access to your account: its sign-in and the tokens Gatehouse keeps for it stop working now, and it will ask for your permission again. Signed access tokens it already holds for other services end when they expire.',
 };
 
@@ -56,6 +57,8 @@ interface SignedIn {
   account: AccountDocument;
   /** The provider session's uid: stable for the browser's session; binds CSRF tokens and challenges. */
   sessionUid: string;
+  /** The provider session's id (its cookie's value): the session kept when the others are ended. */
+  sessionId: string;
   loginTs: number | null;
   fresh: boolean;
 }
@@ -83,7 +86,7 @@ export function accountRoutes(services: Services): Router {
     if (!account || account.status !== 'active') return null;
     const loginTs = typeof session.loginTs === 'number' ? session.loginTs : null;
     const now = Math.floor(clock.now().getTime() / 1000);
-    return { account, sessionUid: session.uid, loginTs, fresh: loginTs !== null && now - loginTs <= FRESH_SECONDS };
+    return { account, sessionUid: session.uid, sessionId: session.jti, loginTs, fresh: loginTs !== null && now - loginTs <= FRESH_SECONDS };
   }
 
   function body(ctx: Context): Record<string, unknown> {
@@ -316,8 +319,9 @@ export function accountRoutes(services: Services): Router {
 
   /**
    * Changing the password needs the current one (a session left open must not be enough), counted against
-   * the account's lockout like any password check. Afterwards remembered devices are forgotten and the
-   * owner gets a mail; this session stays signed in.
+   * the account's lockout like any password check. Afterwards the account's other sessions are ended (with
+   * their apps' grants and tokens, not the consent: other-sessions.ts), remembered devices are forgotten and
+   * the owner gets a mail; this session stays signed in.
    */
   router.post('/password', guardChange, async (ctx) => {
     const current = who(ctx);
@@ -339,8 +343,9 @@ export function accountRoutes(services: Services): Router {
     if (password === currentPassword) return showAccount(ctx, current, { error: 'Choose a password different from your current one.' }, 400);
     const result = await services.accounts.setPassword(account.accountId, password);
     if (!result.ok) return showAccount(ctx, current, { passwordProblems: result.problems }, 400);
+    const ended = await endOtherSessions(provider, services.connection, account.accountId, current.sessionId);
     const trustedDevicesRevoked = await trusted.revokeAll(account.accountId);
-    await record(ctx, account, 'account.password_changed', 'success', { trustedDevicesRevoked });
+    await record(ctx, account, 'account.password_changed', 'success', { trustedDevicesRevoked, otherSessionsEnded: ended.sessions, grantsRevoked: ended.grants });
     services.alerts.sendInBackground(account, { kind: 'password-changed' }, { at: clock.now(), ip: ctx.ip, device: deviceLabel(ctx.get('user-agent')) });
     return back(ctx, 'done=password');
   });
@@ -358,27 +363,30 @@ export function accountRoutes(services: Services): Router {
   // ── apps with access ──────────────────────────────────────────────────────
 
   /**
-   * Withdraws consent: the app's grants and every token and code issued under them go, so its refresh token
-   * stops working and its next sign-in asks for consent again. Audited like oidc-provider's own grant
-   * revocations (provider-events.ts): one consent.revoked per grant, with the app as clientId.
+   * Withdraws consent: the app's consent record, its grants and every token and code issued under them go, so
+   * its refresh token stops working and its next sign-in asks for consent again. Audited like oidc-provider's
+   * own grant revocations (provider-events.ts): one consent.revoked per grant, with the app as clientId (one
+   * naming the app when only the consent record was left, after a sign-out).
    */
   router.post('/apps/:clientId/remove', guardChange, async (ctx) => {
     const { account } = who(ctx);
     const clientId = clientIdParam.safeParse(ctx.params.clientId);
     if (!clientId.success) return back(ctx, 'error=not_found');
-    const grantIds = await apps.remove(account.accountId, clientId.data);
-    if (!grantIds) return back(ctx, 'error=not_found');
-    for (const grantId of grantIds) {
-      await audit.record({
+    const removed = await apps.remove(account.accountId, clientId.data);
+    if (!removed) return back(ctx, 'error=not_found');
+    const revoked = (target: { kind: string; id: string }) =>
+      audit.record({
         type: 'consent.revoked',
         outcome: 'success',
         actor: { kind: 'account', id: account.accountId },
-        target: { kind: 'grant', id: grantId },
+        target,
         ...facts(ctx),
         clientId: clientId.data,
-        details: { via: 'account', by: 'owner', accountId: account.accountId },
+        details: { via: 'account', by: 'owner', accountId: account.accountId, consentRecord: removed.consentRecord },
       });
-    }
+    for (const grantId of removed.grantIds) await revoked({ kind: 'grant', id: grantId });
+    // Consent kept after a sign-out has no grant left to name: the entry names the app.
+    if (removed.grantIds.length === 0) await revoked({ kind: 'client', id: clientId.data });
     return back(ctx, 'done=app_removed');
   });
 
