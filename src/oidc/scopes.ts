@@ -11,7 +11,7 @@ export const SCOPE_DESCRIPTIONS: Record<string, string> = {
   profile: 'See your name and User ID',
   email: 'See your email address',
   phone: 'See your phone number',
-  offline_access: 'Stay connected when you are not using it (keep access until you sign out or revoke it)',
+  offline_access: 'Stay connected when you are not using it (access lasts after you sign out, until you remove the app under Apps with access in your account)',
   admin: 'Administer Gatehouse: applications, accounts and the audit log (full access)',
   'admin:helpdesk': 'Help people with their accounts (unlock, disable, reset two-step verification)',
   'admin:auditor': 'Read Gatehouse’s settings and audit log',
