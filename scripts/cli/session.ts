@@ -1,7 +1,8 @@
 /**
  * The CLI's view of Gatehouse: configuration, a logger on stderr, and the services on the database
- * (MONGODB_URI, or the embedded database: shared with a running `npm start`, or started here and
- * stopped again, which saves the stand-in's snapshot). The database is always closed before returning.
+ * (MONGODB_URI, or the embedded database: shared with a running `npm start` on the same data folder,
+ * found through the folder's record whatever its port, or started here and stopped again, which saves
+ * the stand-in's snapshot). The database is always closed before returning.
  */
 import { pino } from 'pino';
 import type { Services } from '../../src/app.js';
@@ -51,9 +52,10 @@ export async function withServices<T>(environment: CliEnvironment, work: (servic
   const { config, log } = environment;
   let database: Database;
   try {
-    database = await openDatabase(config, log);
+    // Without MONGODB_URI: the database of the server running on this data folder, whatever its port.
+    database = await openDatabase(config, log, { embeddedRole: 'cli' });
   } catch (err) {
-    const where = config.mongodb.uri ? `MongoDB at ${redactUri(config.mongodb.uri)}` : `the embedded database (port ${config.mongodb.embedded.port})`;
+    const where = config.mongodb.uri ? `MongoDB at ${redactUri(config.mongodb.uri)}` : `the embedded database of ${config.dataDir}`;
     throw new CliError(`cannot open ${where}: ${(err as Error).message}`);
   }
   try {

@@ -8,7 +8,7 @@
 import mongoose, { type ConnectOptions, type Connection } from 'mongoose';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { startEmbeddedDatabase, type DatabaseKind } from './embedded.js';
+import { startEmbeddedDatabase, type DatabaseKind, type EmbeddedRole } from './embedded.js';
 
 export interface Database {
   connection: Connection;
@@ -44,12 +44,13 @@ export async function connectMongoose(uri: string, timeouts: ConnectionTimeouts)
   return connection;
 }
 
-export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+/** `embeddedRole`: what this process is to the embedded database it may start (see embedded.ts); the server by default. */
+export async function openDatabase(config: Config, log: Logger, options: { embeddedRole?: EmbeddedRole } = {}): Promise<Database> {
   let uri = config.mongodb.uri;
   let kind: DatabaseKind = 'external';
   let stopEmbedded = async (): Promise<void> => undefined;
   if (!uri) {
-    const embedded = await startEmbeddedDatabase({ port: config.mongodb.embedded.port, dataDir: config.dataDir, log });
+    const embedded = await startEmbeddedDatabase({ port: config.mongodb.embedded.port, dataDir: config.dataDir, log, role: options.embeddedRole ?? 'server' });
     uri = embedded.uri;
     kind = embedded.kind;
     stopEmbedded = embedded.stop;
