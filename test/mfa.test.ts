@@ -239,6 +239,56 @@ describe('email codes', () => {
     expect(await gh.services.audit.model.countDocuments({ type: 'signin.second_factor', outcome: 'failure', 'actor.id': (await gh.services.accounts.findByLogin('emma'))!.accountId })).toBeGreaterThanOrEqual(7);
   });
 
+  test('a second sign-in a second after the first gets its own code at once, and it signs in; a resend there still waits', async () => {
+    await account('tabitha', 'US');
+    await enrolByEmail('tabitha');
+    const mailsTo = () => smtp.received.filter((m) => m.to.includes('tabitha@example.com')).length;
+    const since = smtp.received.length;
+    const first = await password('tabitha');
+    expect(first.after.body).toContain('Enter the code we emailed to t•••@example.com');
+    await mailedCode('tabitha@example.com', since);
+
+    // Another tab of the same browser (or a sign-out and sign-in again), within the first code's cooldown.
+    clock.advance(1);
+    const sinceSecond = smtp.received.length;
+    const second = await password('tabitha', {}, first.browser);
+    expect(second.after.body).toContain('Enter the code we emailed to t•••@example.com');
+    expect(second.after.body).not.toContain('moments ago');
+    const code = await mailedCode('tabitha@example.com', sinceSecond);
+    expect(mailsTo()).toBe(2);
+
+    // Within this sign-in the cooldown still holds back a resend: nothing is mailed.
+    clock.advance(1);
+    const resend = await post(second, second.after, '/second-factor/resend');
+    expect(resend.body).toContain('A code was sent moments ago. You can ask for another in 29 seconds.');
+    expect(mailsTo()).toBe(2);
+
+    const done = await post(second, resend, '/second-factor', { code });
+    expect(await claimsOf(second, done)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'], acr: MFA });
+    const accountId = (await gh.services.accounts.findByLogin('tabitha'))!.accountId;
+    const sent = await gh.services.audit.model.find({ type: 'signin.code_sent', 'actor.id': accountId }).sort({ _id: 1 }).lean();
+    expect(sent.map((e) => [e.outcome, (e.details as { reason?: string } | undefined)?.reason])).toEqual([
+      ['success', undefined],
+      ['success', undefined],
+      ['failure', 'cooldown'],
+    ]);
+  });
+
+  test('the hourly cap on codes holds across sign-ins', async () => {
+    await account('cappy', 'US');
+    await enrolByEmail('cappy');
+    for (let i = 0; i < 5; i++) {
+      const since = smtp.received.length;
+      const attempt = await password('cappy');
+      expect(attempt.after.body).toContain('Enter the code we emailed to c•••@example.com');
+      await mailedCode('cappy@example.com', since);
+      clock.advance(1);
+    }
+    const sixth = await password('cappy');
+    expect(sixth.after.body).toContain('Too many codes were sent in the last hour.');
+    expect(smtp.received.filter((m) => m.to.includes('cappy@example.com'))).toHaveLength(5);
+  });
+
   test('an expired code is refused', async () => {
     clock.advance(60);
     await account('eddie', 'US');

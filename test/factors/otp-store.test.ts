@@ -24,6 +24,12 @@ async function issued(b: OtpBinding & { destination: string }, settings = {}) {
   return result;
 }
 
+/** How many sends the account's send record counts, read from the database. */
+async function rawSendCount(accountId: string): Promise<number> {
+  const record = await bed.connection.collection(OTP_COLLECTION).findOne({ accountId, kind: 'sends' });
+  return (record?.sends as Date[] | undefined)?.length ?? 0;
+}
+
 /** Some other code of the same length: wrong on purpose. */
 const wrong = (code: string) => code.split('').map((d) => String((Number(d) + 1) % 10)).join('');
 
@@ -172,6 +178,45 @@ describe('send limits', () => {
     expect((await store.issue(signin, settings)).ok).toBe(true);
   });
 
+  test('the first code of a new interaction is not held back by the cooldown another interaction left; resends within one are', async () => {
+    const first = binding({ interactionId: 'ia-first' });
+    const second = { ...first, interactionId: 'ia-second' };
+    await issued(first);
+    bed.clock.advance(1);
+    const fresh = await issued(second);
+    expect(fresh.retryAfterSeconds).toBe(30); // its own resend waits the full cooldown
+    bed.clock.advance(1);
+    expect(await store.issue(second)).toEqual({ ok: false, reason: 'cooldown', retryAfterSeconds: 29 });
+    expect(await store.issue(first)).toEqual({ ok: false, reason: 'cooldown', retryAfterSeconds: 29 });
+    // The new interaction's code is the valid one, and only there.
+    expect(await store.verify(first, fresh.code)).toEqual({ ok: false, reason: 'no_challenge' });
+    expect(await store.verify(second, fresh.code)).toEqual({ ok: true, destination: 'jane@example.com' });
+  });
+
+  test('phone verification (after the password) gets its first code in a new interaction too; recovery keeps the cooldown across flows', async () => {
+    const phone = binding({ channel: 'sms', purpose: 'phone-verify', interactionId: 'ia-enrol-1', destination: '+14155550123' });
+    await issued(phone);
+    bed.clock.advance(1);
+    expect((await store.issue({ ...phone, interactionId: 'ia-enrol-2' })).ok).toBe(true);
+
+    const recovery = binding({ purpose: 'recovery', interactionId: 'recovery-flow-1' });
+    await issued(recovery);
+    bed.clock.advance(1);
+    expect(await store.issue({ ...recovery, interactionId: 'recovery-flow-2' })).toEqual({ ok: false, reason: 'cooldown', retryAfterSeconds: 29 });
+  });
+
+  test('the hourly cap holds across interactions', async () => {
+    const b = binding();
+    const settings = { resendCooldownSeconds: 30, maxSendsPerHour: 5 };
+    for (let i = 1; i <= 5; i++) {
+      expect((await store.issue({ ...b, interactionId: `ia-cap-${i}` }, settings)).ok).toBe(true);
+      bed.clock.advance(1);
+    }
+    // now = first + 5 s: the first send leaves the window in 3595 s.
+    expect(await store.issue({ ...b, interactionId: 'ia-cap-6' }, settings)).toEqual({ ok: false, reason: 'hourly_cap', retryAfterSeconds: 3595 });
+    expect(await rawSendCount(b.accountId)).toBe(5);
+  });
+
   test('the send history is kept at least an hour, independently of the short-lived codes', async () => {
     const b = binding();
     await issued(b, { ttlSeconds: 60 });
@@ -203,6 +248,16 @@ describe('races', () => {
     expect(results.filter((r) => !r.ok && r.reason === 'too_many_attempts')).toHaveLength(8);
     const doc = await bed.connection.collection(OTP_COLLECTION).findOne({ accountId: b.accountId, kind: 'code' });
     expect(doc!.attempts).toBe(5);
+  });
+
+  test('parallel first sends of a new interaction, within another interaction\'s cooldown: exactly one goes out', async () => {
+    const b = binding({ interactionId: 'ia-earlier' });
+    await issued(b);
+    bed.clock.advance(1);
+    const results = await Promise.all(Array.from({ length: 6 }, () => store.issue({ ...b, interactionId: 'ia-new' })));
+    expect(results.filter((r) => r.ok)).toHaveLength(1);
+    expect(results.filter((r) => !r.ok && r.reason === 'cooldown')).toHaveLength(5);
+    expect(await rawSendCount(b.accountId)).toBe(2);
   });
 
   test('parallel sends: the cooldown lets exactly one through', async () => {

@@ -5,9 +5,14 @@
  * - a code: `code:<accountId>:<channel>:<purpose>`. Only the newest code for that triple is valid
  *   (issuing replaces the document). It keeps an HMAC of the code, never the code, and is bound to the
  *   interaction it was sent for. Single use, expires after its ttl, burnt after maxAttempts wrong tries.
- * - a send record: `sends:<accountId>:<channel>`, the times of the latest sends, newest first, for the
- *   resend cooldown and the hourly cap. It has its own retention (an hour past the last send), so the
- *   history outlives short-lived codes.
+ * - a send record: `sends:<accountId>:<channel>`, the times of the latest sends, newest first, and the
+ *   interaction each was for, for the resend cooldown and the hourly cap. It has its own retention (an hour
+ *   past the last send), so the history outlives short-lived codes.
+ *
+ * The cooldown holds back resends within one interaction. The first code of a new sign-in (or phone
+ * verification) interaction goes out without waiting for it: the earlier interaction's code cannot be used
+ * in the new one, so waiting would only strand the person. Only the hourly cap limits those. Recovery
+ * codes keep the cooldown across flows: anyone knowing a User ID can start a recovery.
  *
  * Every counter moves with one conditional findOneAndUpdate, so parallel requests cannot overshoot a
  * limit, and a code is consumed by an update conditional on it being unconsumed: of two parallel correct
@@ -86,11 +91,19 @@ interface SendsDocument {
   channel: OtpChannel;
   /** Newest first, at most maxSendsPerHour long: element [cap - 1] is the oldest send that still counts. */
   sends: Date[];
+  /** The interaction each of those sends was for, in the same order (absent in records older than this field). */
+  sendInteractions?: Array<string | null>;
   lastSentAt: Date | null;
   retainUntil: Date;
 }
 
 type OtpDocument = CodeDocument | SendsDocument;
+
+/**
+ * Purposes whose first send in an interaction is not held back by a cooldown left by another interaction.
+ * Both come after the password; recovery comes before any authentication, so its cooldown spans flows.
+ */
+const COOLDOWN_PER_INTERACTION: Record<OtpPurpose, boolean> = { signin: true, 'phone-verify': true, recovery: false };
 
 const HOUR_MS = 3600_000;
 /** An expired code stays a while so a late submission hears "expired" rather than "no code was sent". */
@@ -169,12 +182,18 @@ export class OtpStore {
     return { ok: true, code, expiresAt, retryAfterSeconds: reserved.retryAfterSeconds };
   }
 
-  /** Atomically takes a send slot, or says how long to wait. */
+  /**
+   * Atomically takes a send slot, or says how long to wait. The cooldown is waived for the first send of an
+   * interaction (see the top of this file); "first" is decided in the same conditional update that records
+   * the send, so of parallel first sends for one interaction only one goes out.
+   */
   private async reserveSend(binding: OtpBinding, settings: OtpSettings, now: Date): Promise<{ ok: true; retryAfterSeconds: number } | Extract<IssueResult, { ok: false }>> {
     const _id = sendsId(binding);
     const cap = settings.maxSendsPerHour;
     const cooldownMs = settings.resendCooldownSeconds * 1000;
     const t = now.getTime();
+    const interactionId = binding.interactionId ?? null;
+    const perInteraction = interactionId !== null && COOLDOWN_PER_INTERACTION[binding.purpose];
     try {
       await this.collection.updateOne(
         { _id },
@@ -189,13 +208,24 @@ export class OtpStore {
       {
         _id,
         $and: [
-          { $or: [{ lastSentAt: null }, { lastSentAt: { $lte: new Date(t - cooldownMs) } }] },
+          {
+            $or: [
+              { lastSentAt: null },
+              { lastSentAt: { $lte: new Date(t - cooldownMs) } },
+              // No send among the counted ones was for this interaction: its first code. (One whose sends all
+              // dropped off the list has had `cap` sends after them, so the cap decides, not the cooldown.)
+              ...(perInteraction ? [{ sendInteractions: { $ne: interactionId } }] : []),
+            ],
+          },
           { $or: [{ [capSlot]: { $exists: false } }, { [capSlot]: { $lte: new Date(t - HOUR_MS) } }] },
         ],
       },
       {
         $set: { lastSentAt: now, retainUntil: new Date(t + HOUR_MS) },
-        $push: { sends: { $each: [now], $position: 0, $slice: cap } },
+        $push: {
+          sends: { $each: [now], $position: 0, $slice: cap },
+          sendInteractions: { $each: [interactionId], $position: 0, $slice: cap },
+        },
       },
       { returnDocument: 'after' },
     )) as SendsDocument | null;
@@ -205,7 +235,8 @@ export class OtpStore {
     const current = (await this.collection.findOne({ _id })) as SendsDocument | null;
     const lastSent = current?.lastSentAt?.getTime();
     const capOldest = current?.sends[cap - 1]?.getTime();
-    const cooldownEnds = lastSent !== undefined && lastSent + cooldownMs > t ? lastSent + cooldownMs : undefined;
+    const firstOfInteraction = perInteraction && !(current?.sendInteractions ?? []).includes(interactionId);
+    const cooldownEnds = !firstOfInteraction && lastSent !== undefined && lastSent + cooldownMs > t ? lastSent + cooldownMs : undefined;
     const capEnds = capOldest !== undefined && capOldest + HOUR_MS > t ? capOldest + HOUR_MS : undefined;
     if (capEnds !== undefined && (cooldownEnds === undefined || capEnds >= cooldownEnds)) {
       return { ok: false, reason: 'hourly_cap', retryAfterSeconds: secondsUntil(capEnds, t) };
