@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { cliCall } from '../../src/admin/call.js';
 import { AUTH_METHODS, GRANT_TYPES, type ClientMetadataPatch } from '../../src/oidc/clients.js';
+import { ACR } from '../../src/oidc/scopes.js';
 import { MAX_REGISTRATION_TOKEN_SECONDS } from '../../src/oidc/registration.js';
 import { readJwksFile } from './client-commands.js';
 import { CliError, keyValues, Printer, table, type CliIO } from './output.js';
@@ -44,6 +45,7 @@ interface UpdateOptions {
   scope?: string;
   removeScope?: boolean;
   firstParty?: boolean;
+  requireMfa?: boolean;
   json?: boolean;
 }
 
@@ -65,6 +67,8 @@ export function addClientAdminCommands(client: Command, io: CliIO): void {
     .option('--remove-scope', 'remove the scope list (the client may then ask for any non-admin scope)')
     .option('--first-party', 'trusted first-party application: skips the consent page')
     .option('--no-first-party', 'not first-party: people see the consent page')
+    .option('--require-mfa', 'every sign-in to this client needs a second factor (default_acr_values)')
+    .option('--no-require-mfa', 'remove default_acr_values: the market policy decides again')
     .option('--json', 'print the result as JSON')
     .action(async (clientId: string, opts: UpdateOptions) => {
       if (opts.jwksFile && opts.removeJwks) throw new CliError('give --jwks-file or --remove-jwks, not both');
@@ -79,6 +83,7 @@ export function addClientAdminCommands(client: Command, io: CliIO): void {
         ...(jwks ? { jwks } : opts.removeJwks ? { jwks: null } : {}),
         ...(opts.scope !== undefined ? { scope: opts.scope } : opts.removeScope ? { scope: null } : {}),
         ...(opts.firstParty !== undefined ? { first_party: opts.firstParty } : {}),
+        ...(opts.requireMfa !== undefined ? { default_acr_values: opts.requireMfa ? [ACR.multiFactor] : null } : {}),
       };
       if (Object.keys(patch).length === 0) throw new CliError('nothing to change: give at least one option (see --help)');
       const updated = await withServices(cliEnvironment(), (services) => services.admin.clientOps.update(clientId, patch, cliCall()));

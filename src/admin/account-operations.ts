@@ -52,6 +52,11 @@ export interface InvitationResult {
   expiresAt: string;
 }
 
+/** Mail that invites a disabled account's owner to act would only lead to a refused sign-in. */
+function refuseDisabled(account: { status?: string }): void {
+  if (account.status === 'disabled') throw new ConflictError('the account is disabled; enable it first');
+}
+
 const STATUS_EVENTS: Record<StatusAction, string> = { disable: 'admin.account.disabled', enable: 'admin.account.enabled', unlock: 'admin.account.unlocked' };
 
 export class AccountOperations {
@@ -116,6 +121,7 @@ export class AccountOperations {
   /** Sends a new invitation (the earlier link stops working) to an account that has no password yet. */
   async resendInvitation(accountId: string, call: AdminCall): Promise<InvitationResult> {
     const account = await this.deps.accountAdmin.raw(accountId);
+    refuseDisabled(account);
     if (account.passwordHash) throw new ConflictError('the account already has a password: there is nothing to activate');
     if (!account.email) throw new ConflictError('the account has no email address to send the invitation to');
     const invitation = await this.sendInvitation(account, call);
@@ -193,6 +199,7 @@ export class AccountOperations {
   async requestPasswordReset(accountId: string, call: AdminCall): Promise<{ sent: boolean }> {
     await this.assertMayManage(call, accountId);
     const account = await this.deps.accountAdmin.raw(accountId);
+    refuseDisabled(account);
     if (!account.email) throw new ConflictError('the account has no email address to send the request to');
     let sent = true;
     try {

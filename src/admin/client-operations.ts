@@ -4,7 +4,7 @@
  * Secrets and token values are returned to the caller once and never reach the audit log.
  */
 import type { AuditLog } from '../audit/audit.js';
-import type { ClientMetadataPatch, ClientRegistry, CreatedClient, NewClientInput, UpdatedClient } from '../oidc/clients.js';
+import { refuseBuiltInClient, type ClientMetadataPatch, type ClientRegistry, type CreatedClient, type NewClientInput, type UpdatedClient } from '../oidc/clients.js';
 import type { RegistrationTokenStore, RegistrationTokenView } from '../oidc/registration.js';
 import { auditFacts, type AdminCall } from './call.js';
 
@@ -55,6 +55,8 @@ export class ClientOperations {
   }
 
   async remove(clientId: string, call: AdminCall): Promise<{ revoked: Record<string, number> }> {
+    // Before reading it: the built-in client is a 409 (it exists, but not here), not a 404.
+    refuseBuiltInClient(clientId);
     const before = await this.clients.show(clientId);
     const result = await this.clients.remove(clientId);
     await this.audit.record({

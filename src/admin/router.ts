@@ -26,21 +26,44 @@ const JSON_LIMIT = '64kb';
 
 const BODY_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE'];
 
+/** What a parsed JSON body is, for the message that refuses it. */
+function jsonKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+/** The raw text co-body attaches to a parse error, when it is nonetheless well-formed JSON. */
+function wellFormedJson(err: unknown): boolean {
+  const raw = (err as { body?: unknown }).body;
+  if (typeof raw !== 'string' || raw.trim() === '') return false;
+  try {
+    JSON.parse(raw);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A body must be a JSON object in UTF-8, labelled application/json, and parse; nothing else reaches
- * the routes (even those that ignore their body, so a garbled request never acts).
+ * the routes (even those that ignore their body, so a garbled request never acts). Well-formed JSON of
+ * the wrong shape (null, an array, a "__proto__" key) is told apart from text that is not JSON.
  */
 function jsonBodies(): Middleware {
   const parse = bodyParser({
     enableTypes: ['json'],
     parsedMethods: BODY_METHODS,
     jsonLimit: JSON_LIMIT,
-    jsonStrict: true,
+    // Not strict: null, numbers and strings parse, so the shape check below can name what was sent.
+    jsonStrict: false,
     encoding: 'utf-8',
     onError(err) {
       const status = (err as { status?: number }).status;
       if (status === 413) throw new AdminHttpError(413, 'payload_too_large', `The request body is larger than ${JSON_LIMIT}.`);
       if (status === 415) throw new AdminHttpError(415, 'unsupported_media_type', 'The request body must be JSON in UTF-8, without content encoding.');
+      // The parser (@hapi/bourne) refuses well-formed JSON only for a "__proto__" key, at any depth.
+      if (wellFormedJson(err)) throw new AdminHttpError(400, 'invalid_request', 'The request body must not contain a "__proto__" key.');
       throw new AdminHttpError(400, 'invalid_request', 'The request body is not valid JSON (a JSON object is expected).');
     },
   });
@@ -57,9 +80,11 @@ function jsonBodies(): Middleware {
       throw new AdminHttpError(415, 'unsupported_media_type', 'Send the request body as application/json in UTF-8.');
     }
     return parse(ctx, async () => {
+      // A chunked request with no bytes is no body, as above.
+      if ((ctx.request as { rawBody?: string }).rawBody === '') ctx.request.body = {};
       const body: unknown = ctx.request.body;
       if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-        throw new AdminHttpError(400, 'invalid_request', 'The request body must be a JSON object.');
+        throw new AdminHttpError(400, 'invalid_request', `The request body must be a JSON object, not ${jsonKind(body)}.`);
       }
       await next();
     });

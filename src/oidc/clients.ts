@@ -16,6 +16,7 @@ import { CLIENTS_COLLECTION, clientSecretContext, invalidateCachedClient, type C
 import { grantShapeProblems, redirectUriProblem, unusedRedirectUrisProblem } from './client-rules.js';
 import { CLIENT_ARTIFACTS, removeArtifacts } from './revocation.js';
 import { randomId } from '../crypto/ids.js';
+import { ACCOUNT_CLIENT_ID } from '../selfservice/account-client.js';
 
 /** oidc-provider exposes each model's adapter at run time; its type definitions do not declare it. */
 export function clientAdapter(provider: Provider): Adapter {
@@ -34,6 +35,26 @@ const scopeRule = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x
 const jwksRule = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1, 'must hold at least one key').max(20) });
 const uriList = z.array(z.string().max(2000)).max(50);
 
+/** The acr values Gatehouse issues: the only ones a client's default_acr_values may name. */
+export const ACR_VALUES: readonly string[] = Object.values(ACR);
+
+/** Why a default_acr_values list is refused, or undefined: one rule for the API, the CLI and registration. */
+export function acrValuesProblem(values: readonly string[]): string | undefined {
+  if (values.length === 0) return 'must name at least one acr value (leave it out, or send null, for none)';
+  const unknown = values.find((value) => !ACR_VALUES.includes(value));
+  if (unknown !== undefined) return `"${unknown.slice(0, 100)}" is not an acr value Gatehouse issues; allowed: ${ACR_VALUES.join(', ')}`;
+  return undefined;
+}
+
+/** A client's default_acr_values; one naming urn:gatehouse:acr:mfa makes every sign-in to it need a second factor. */
+export const acrValuesRule = z
+  .array(z.string().max(200))
+  .max(10)
+  .superRefine((values, ctx) => {
+    const problem = acrValuesProblem(values);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
 export const newClientInput = z.object({
   name: z.string().trim().min(1, 'must not be empty').max(200),
   redirectUris: uriList.default([]),
@@ -44,6 +65,8 @@ export const newClientInput = z.object({
   firstParty: z.boolean().default(false),
   /** Every sign-in to this client needs a second factor (default_acr_values), whatever the market policy says. */
   requireMfa: z.boolean().default(false),
+  /** As registered (default_acr_values); requireMfa adds urn:gatehouse:acr:mfa to it. */
+  defaultAcrValues: acrValuesRule.optional(),
   jwks: jwksRule.optional(),
   clientId: z.string().regex(/^[A-Za-z0-9._~-]{3,128}$/, 'must be 3-128 URL-safe characters').optional(),
   clientSecret: z.string().min(32, 'must be at least 32 characters').optional(),
@@ -65,6 +88,7 @@ export const clientMetadataPatch = z
     token_endpoint_auth_method: z.enum(AUTH_METHODS),
     jwks: jwksRule.nullable(),
     first_party: z.boolean(),
+    default_acr_values: acrValuesRule.nullable(),
   })
   .partial()
   .strict();
@@ -131,7 +155,7 @@ export const FETCHED_BY_URL = ['sector_identifier_uri', 'request_uris', 'backcha
 export function metadataTypeProblems(metadata: Record<string, unknown>): Record<string, string> {
   const problems: Record<string, string> = {};
   const isStringList = (value: unknown) => Array.isArray(value) && value.every((item) => typeof item === 'string');
-  for (const field of ['grant_types', 'response_types', 'redirect_uris', 'post_logout_redirect_uris']) {
+  for (const field of ['grant_types', 'response_types', 'redirect_uris', 'post_logout_redirect_uris', 'default_acr_values']) {
     if (metadata[field] !== undefined && !isStringList(metadata[field])) problems[field] = 'must be an array of strings';
   }
   for (const field of ['token_endpoint_auth_method', 'scope', 'client_name']) {
@@ -168,6 +192,8 @@ export function clientMetadataProblems(metadata: Record<string, unknown>, option
   } else if (method === 'none' && grants.includes('client_credentials')) {
     problems.token_endpoint_auth_method = 'client_credentials needs an authenticated client (not "none")';
   }
+  const acrProblem = metadata.default_acr_values === undefined ? undefined : acrValuesProblem(metadata.default_acr_values as string[]);
+  if (acrProblem) problems.default_acr_values = acrProblem;
   if (metadata.jwks_uri !== undefined) problems.jwks_uri = 'Gatehouse takes client public keys inline (jwks), not from a URL';
   // Metadata that would make Gatehouse fetch a URL of the client's choosing (server-side request forgery).
   for (const field of FETCHED_BY_URL) {
@@ -184,6 +210,22 @@ export function clientMetadataProblems(metadata: Record<string, unknown>, option
 
 export function problemsError(problems: Record<string, string>): InputError {
   return new InputError(`invalid client: ${Object.entries(problems).map(([k, v]) => `${k}: ${v}`).join('; ')}`, problems);
+}
+
+/**
+ * The account area's client (src/selfservice/account-client.ts) is built in: a static oidc-provider
+ * client, which oidc-provider serves ahead of any stored client with its id. A stored one would be a
+ * dead copy, and deleting it would revoke everyone's account-area tokens, so it is never stored,
+ * changed, deleted, shown or listed here.
+ */
+export function isBuiltInClient(clientId: string | undefined): boolean {
+  return clientId === ACCOUNT_CLIENT_ID;
+}
+
+export function refuseBuiltInClient(clientId: string | undefined): void {
+  if (isBuiltInClient(clientId)) {
+    throw new ConflictError(`"${ACCOUNT_CLIENT_ID}" is a built-in client (the account area's own): it cannot be created, changed or deleted`, 'client_id');
+  }
 }
 
 /** Runs oidc-provider's own client schema; its complaint becomes a 400 naming the field when it can. */
@@ -235,6 +277,7 @@ export class ClientRegistry {
     const grantTypes = [...new Set(c.grantTypes)];
     const clientId = c.clientId ?? randomId(16);
     const clientSecret = SECRET_AUTH_METHODS.has(c.authMethod) ? (c.clientSecret ?? newSecret()) : undefined;
+    const acrValues = [...new Set([...(c.defaultAcrValues ?? []), ...(c.requireMfa ? [ACR.multiFactor] : [])])];
 
     const metadata: Record<string, unknown> = {
       client_id: clientId,
@@ -245,7 +288,7 @@ export class ClientRegistry {
       response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
       token_endpoint_auth_method: c.authMethod,
       first_party: c.firstParty,
-      ...(c.requireMfa ? { default_acr_values: [ACR.multiFactor] } : {}),
+      ...(acrValues.length > 0 ? { default_acr_values: acrValues } : {}),
       ...(c.scope ? { scope: c.scope } : {}),
       ...(c.jwks ? { jwks: c.jwks } : {}),
     };
@@ -256,6 +299,7 @@ export class ClientRegistry {
   }
 
   async create(input: NewClientInput): Promise<CreatedClient> {
+    refuseBuiltInClient(input.clientId);
     const { clientId, clientSecret, metadata } = await this.buildMetadata(input);
     const existing = await this.collection.findOne({ _id: clientId }, { projection: { _id: 1 } });
     if (existing) throw new ConflictError(`a client with id "${clientId}" already exists`, 'client_id');
@@ -266,14 +310,16 @@ export class ClientRegistry {
 
   /** Every client, oldest first (the CLI's `client list`). */
   async list(): Promise<ClientSummary[]> {
-    const docs = await this.collection.find({}, { projection: { secretSealed: 0 } }).sort({ createdAt: 1, _id: 1 }).toArray();
+    const docs = await this.collection.find({ _id: { $ne: ACCOUNT_CLIENT_ID } }, { projection: { secretSealed: 0 } }).sort({ createdAt: 1, _id: 1 }).toArray();
     return docs.map((d) => summarize(d._id, d.metadata, d.createdAt));
   }
 
   /** One page, oldest first in a stable order (createdAt, then client_id), after the given client. */
   async page(options: { limit: number; after?: { createdAt: Date; clientId: string } }): Promise<{ items: ClientRecord[]; more: boolean }> {
     const { after } = options;
-    const filter = after ? { $or: [{ createdAt: { $gt: after.createdAt } }, { createdAt: after.createdAt, _id: { $gt: after.clientId } }] } : {};
+    const position = after ? { $or: [{ createdAt: { $gt: after.createdAt } }, { createdAt: after.createdAt, _id: { $gt: after.clientId } }] } : {};
+    // A stored copy of the built-in client (made before it was reserved) is never served, so never listed.
+    const filter = { $and: [position, { _id: { $ne: ACCOUNT_CLIENT_ID } }] };
     const docs = await this.collection
       .find(filter, { projection: { secretSealed: 0 } })
       .sort({ createdAt: 1, _id: 1 })
@@ -284,6 +330,7 @@ export class ClientRegistry {
 
   /** The client's registration, without its secret. */
   async show(clientId: string): Promise<ClientRecord> {
+    if (isBuiltInClient(clientId)) throw new NotFoundError(`"${clientId}" is a built-in client (the account area's own): it is not stored and not managed here`);
     const doc = await this.collection.findOne({ _id: clientId }, { projection: { secretSealed: 0 } });
     if (!doc) throw new NotFoundError(`no client with id "${clientId}"`);
     return record(doc);
@@ -295,6 +342,7 @@ export class ClientRegistry {
    * silently overwrite each other. Other stored metadata (e.g. from dynamic registration) is kept.
    */
   async update(clientId: string, patchInput: ClientMetadataPatch): Promise<UpdatedClient> {
+    refuseBuiltInClient(clientId);
     const parsed = clientMetadataPatch.safeParse(patchInput);
     if (!parsed.success) throw InputError.fromZod(parsed.error, 'invalid client');
     const patch = parsed.data;
@@ -306,7 +354,7 @@ export class ClientRegistry {
     const after: Record<string, unknown> = { ...before, client_id: clientId };
     for (const [field, value] of Object.entries(patch)) {
       if (value === null) delete after[field];
-      else after[field] = field === 'grant_types' ? [...new Set(value as string[])] : value;
+      else after[field] = field === 'grant_types' || field === 'default_acr_values' ? [...new Set(value as string[])] : value;
     }
     // Response types follow the grant types unless given explicitly.
     if (patch.grant_types && !patch.response_types) {
@@ -350,6 +398,7 @@ export class ClientRegistry {
 
   /** Replaces the secret of a client that authenticates with one. The new secret is returned once. */
   async rotateSecret(clientId: string): Promise<{ clientId: string; clientSecret: string }> {
+    refuseBuiltInClient(clientId);
     const doc = await this.collection.findOne({ _id: clientId }, { projection: { metadata: 1, secretSealed: 1 } });
     if (!doc) throw new NotFoundError(`no client with id "${clientId}"`);
     const method = String(doc.metadata.token_endpoint_auth_method ?? 'client_secret_basic');
@@ -374,6 +423,7 @@ export class ClientRegistry {
    * holds. Returns how many artifacts were revoked.
    */
   async remove(clientId: string): Promise<{ revoked: Record<string, number> }> {
+    refuseBuiltInClient(clientId);
     const result = await this.writing(clientId, () => this.collection.deleteOne({ _id: clientId }));
     if (result.deletedCount === 0) throw new NotFoundError(`no client with id "${clientId}"`);
     const revoked = await removeArtifacts(this.connection, CLIENT_ARTIFACTS, 'clientId', clientId);

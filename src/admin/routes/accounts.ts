@@ -1,16 +1,20 @@
 /** `/admin/api/accounts…`: search, show, create, update, and the helpdesk's account actions. */
 import type { Router } from '@koa/router';
 import { z } from 'zod';
-import { ACCOUNT_STATUS_FILTER, accountPatch, roleName, type StatusAction } from '../../accounts/account-admin.js';
+import { ACCOUNT_STATUS_FILTER, accountPatch, roleName, type AccountAdmin, type StatusAction } from '../../accounts/account-admin.js';
+import { InputError } from '../../errors.js';
 import type { AdminServices } from '../services.js';
 import { call, type Guard } from '../guard.js';
+import { ROLES } from '../permissions.js';
 import { cursorParam, decodeCursor, DEFAULT_PAGE, encodeCursor, idParam, limitParam, noFields, parseBody, parseQuery } from '../http-input.js';
+
+const ROLE_CHOICES = `must be one of ${ROLES.join(', ')} (or an older role an account still holds)`;
 
 const listQuery = z
   .object({
     q: z.string().trim().min(1, 'must not be empty').max(254).optional(),
     status: z.enum(ACCOUNT_STATUS_FILTER).optional(),
-    role: roleName.optional(),
+    role: z.string({ error: 'give one role' }).max(64, ROLE_CHOICES).optional(),
     limit: limitParam,
     cursor: cursorParam,
   })
@@ -30,11 +34,22 @@ const createBody = z
   })
   .strict();
 
+/**
+ * The role filter takes the roles an account can be given, and older ones still held (so they can be
+ * found and cleaned up): a typo would otherwise list nobody, as if nobody held the role.
+ */
+async function checkRoleFilter(accountAdmin: AccountAdmin, role: string | undefined): Promise<void> {
+  if (role === undefined || (ROLES as readonly string[]).includes(role)) return;
+  const held = roleName.safeParse(role).success && (await accountAdmin.page({ role, limit: 1 })).items.length > 0;
+  if (!held) throw new InputError(`invalid query: role: ${ROLE_CHOICES}`, { role: ROLE_CHOICES });
+}
+
 export function accountRoutes(router: Router, admin: AdminServices, guard: Guard): void {
   const { accountAdmin, accountOps, invitations } = admin;
 
   router.get('/accounts', guard('accounts:read'), async (ctx) => {
     const query = parseQuery(ctx, listQuery);
+    await checkRoleFilter(accountAdmin, query.role);
     const after = query.cursor ? decodeCursor('accounts', query.cursor, z.tuple([z.string().max(300)]))[0] : undefined;
     const limit = query.limit ?? DEFAULT_PAGE;
     const page = await accountAdmin.page({

@@ -3,6 +3,7 @@ import type { Router } from '@koa/router';
 import { z } from 'zod';
 import type { AuditLog, StoredAuditEvent } from '../../audit/audit.js';
 import type { Guard } from '../guard.js';
+import { InputError } from '../../errors.js';
 import { cursorParam, decodeCursor, DEFAULT_PAGE, encodeCursor, limitParam, parseQuery } from '../http-input.js';
 
 const id = z.string().min(1).max(200);
@@ -52,6 +53,10 @@ export interface AuditFilters {
 
 /** One page of the audit log, newest first, with the opaque cursor of the next page (or null). */
 export async function auditPage(audit: AuditLog, filters: AuditFilters, limit: number, cursor?: string): Promise<{ items: Record<string, unknown>[]; nextCursor: string | null }> {
+  // An empty window is a mistake (usually the two swapped), not a question whose answer is "nothing".
+  if (filters.since && filters.until && filters.since.getTime() > filters.until.getTime()) {
+    throw new InputError('invalid query: since: must not be later than until', { since: 'must not be later than until' });
+  }
   const after = cursor ? decodeCursor('audit', cursor, z.tuple([z.iso.datetime(), z.string().regex(/^[0-9a-f]{24}$/)])) : undefined;
   const defined = Object.fromEntries(Object.entries(filters).filter(([, value]) => value !== undefined && value !== ''));
   const page = await audit.query({ limit, ...defined, ...(after ? { after: { at: new Date(after[0]), id: after[1] } } : {}) });

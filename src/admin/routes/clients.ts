@@ -1,11 +1,13 @@
 /**
  * `/admin/api/clients…`: relying parties, in OIDC metadata names (RFC 7591). A client secret appears
- * in a response only when it has just been created, and only that once.
+ * in a response only when it has just been created, and only that once. The built-in account-area
+ * client (`gatehouse-account`) is neither listed nor shown, and creating, changing, rotating or deleting
+ * it is a 409 (see isBuiltInClient).
  */
 import type { Router } from '@koa/router';
 import { z } from 'zod';
 import { InputError } from '../../errors.js';
-import { AUTH_METHODS, clientMetadataPatch, GRANT_TYPES, RESPONSE_TYPES, type ClientRecord } from '../../oidc/clients.js';
+import { acrValuesRule, AUTH_METHODS, clientMetadataPatch, GRANT_TYPES, RESPONSE_TYPES, type ClientRecord } from '../../oidc/clients.js';
 import { grantShapeProblems } from '../../oidc/client-rules.js';
 import type { ClientRegistry } from '../../oidc/clients.js';
 import type { AdminServices } from '../services.js';
@@ -26,6 +28,7 @@ const createBody = z
     scope: z.string().max(2000).optional(),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).optional(),
     first_party: z.boolean().optional(),
+    default_acr_values: acrValuesRule.optional(),
   })
   .strict();
 
@@ -77,6 +80,7 @@ export function clientRoutes(router: Router, admin: AdminServices, clients: Clie
         ...(body.scope !== undefined ? { scope: body.scope } : {}),
         ...(body.jwks ? { jwks: body.jwks } : {}),
         firstParty: body.first_party === true,
+        ...(body.default_acr_values ? { defaultAcrValues: body.default_acr_values } : {}),
       },
       call(ctx),
     );
