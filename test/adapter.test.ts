@@ -2,6 +2,7 @@
  * The MongoDB adapter for oidc-provider artifacts, against the real test database.
  */
 import mongoose from 'mongoose';
+import Provider from 'oidc-provider';
 import { SecretBox } from '../src/crypto/secret-box.js';
 import type { Database } from '../src/db/connection.js';
 import { localUri } from '../src/db/embedded.js';
@@ -186,6 +187,83 @@ test('a delete is not overtaken by a save of the same record queued before it', 
   await Promise.all([first, queued, signedOut]);
   expect(await sessions.find('ord-x')).toBeUndefined();
   expect(await sessions.findByUid('ord-x-uid')).toBeUndefined();
+});
+
+describe('interactions: a save after the first only updates, so a destroyed interaction stays gone', () => {
+  /** oidc-provider's own Interaction model over the adapter under test. */
+  const providerOn = (adapters: ReturnType<typeof createAdapterFactory>) => new Provider('http://localhost:3000', { adapter: adapters });
+  /** How oidc-provider itself starts an interaction (lib/actions/authorization/interactions.js); its types leave the constructor out. */
+  type NewInteraction = new (uid: string, payload: Record<string, unknown>) => InstanceType<Provider['Interaction']>;
+  const interactionOf = (provider: Provider, uid: string, payload: Record<string, unknown>) => new (provider.Interaction as unknown as NewInteraction)(uid, payload);
+  const started = (provider: Provider, uid: string) =>
+    interactionOf(provider, uid, { params: { client_id: 'rp', scope: 'openid' }, prompt: { name: 'login', reasons: ['no_session'], details: {} }, returnTo: `/auth/${uid}/resume` });
+  const stored = (uid: string) => db.connection.collection(collectionFor('Interaction')).findOne({ _id: uid as never });
+
+  test('read, destroyed by its resume, then saved by the request that read it: the document does not come back', async () => {
+    const provider = providerOn(adapterFor);
+    const first = started(provider, 'ia-race-1');
+    await first.save(60); // the first save creates it
+    expect(await stored('ia-race-1')).not.toBeNull();
+
+    const read = (await provider.Interaction.find('ia-race-1'))!; // a request reads it (a second form post) ...
+    await (await provider.Interaction.find('ia-race-1'))!.destroy(); // ... the resume consumes it ...
+    read.result = { login: { accountId: 'someone' } };
+    await read.persist(); // ... and the first request stores its result
+    expect(await stored('ia-race-1')).toBeNull();
+    expect(await provider.Interaction.find('ia-race-1')).toBeUndefined();
+
+    // The instance that made the first save, saved again, does not bring it back either.
+    await first.save(60);
+    expect(await stored('ia-race-1')).toBeNull();
+  });
+
+  test('first saves create, and later saves of a live interaction update it', async () => {
+    const provider = providerOn(adapterFor);
+    await started(provider, 'ia-live').save(60);
+    const read = (await provider.Interaction.find('ia-live'))!;
+    read.result = { login: { accountId: 'someone' } };
+    await read.persist();
+    expect(await provider.Interaction.find('ia-live')).toMatchObject({ jti: 'ia-live', result: { login: { accountId: 'someone' } }, params: { client_id: 'rp' } });
+    // A new interaction carrying objects of an earlier one (oidc-provider passes on `lastSubmission`) is still a first save.
+    const next = interactionOf(provider, 'ia-next', { params: { client_id: 'rp' }, prompt: { name: 'consent', reasons: [], details: {} }, lastSubmission: read.result });
+    await next.save(60);
+    expect(await provider.Interaction.find('ia-next')).toMatchObject({ lastSubmission: { login: { accountId: 'someone' } } });
+  });
+
+  test('in one batched command (group commit) each save keeps its own mode and outcome', async () => {
+    const counting = await countingAdapters();
+    const collection = db.connection.collection(collectionFor('Interaction'));
+    // A unique index on sessionUid (test only) lets the database refuse one save of the batch.
+    await collection.createIndex({ sessionUid: 1 }, { name: 'sessionUid_unique_test', unique: true, sparse: true });
+    try {
+      const interactions = counting.adapterFor('Interaction');
+      const params = () => ({ client_id: 'rp' });
+      await interactions.upsert('ia-b-taken', { jti: 'ia-b-taken', params: params(), sessionUid: 'ia-b-shared' } as never, 60);
+      await interactions.upsert('ia-b-gone', { jti: 'ia-b-gone', params: params() } as never, 60);
+      await interactions.upsert('ia-b-live', { jti: 'ia-b-live', params: params() } as never, 60);
+      const gone = (await interactions.find('ia-b-gone'))!;
+      const live = (await interactions.find('ia-b-live'))!;
+      await interactions.destroy('ia-b-gone');
+
+      counting.commands.length = 0;
+      const outcomes = await Promise.allSettled([
+        interactions.upsert('ia-b-new', { jti: 'ia-b-new', params: params() } as never, 60),
+        interactions.upsert('ia-b-gone', { ...gone, result: { login: { accountId: 'a' } } } as never, 60),
+        interactions.upsert('ia-b-refused', { jti: 'ia-b-refused', params: params(), sessionUid: 'ia-b-shared' } as never, 60),
+        interactions.upsert('ia-b-live', { ...live, result: { login: { accountId: 'b' } } } as never, 60),
+      ]);
+      expect(counting.commands.filter((c) => c === 'update')).toHaveLength(1);
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+      expect((outcomes[2] as PromiseRejectedResult).reason).toMatchObject({ code: 11000 });
+      expect(await interactions.find('ia-b-new')).toMatchObject({ jti: 'ia-b-new' });
+      expect(await stored('ia-b-gone')).toBeNull();
+      expect(await stored('ia-b-refused')).toBeNull();
+      expect(await interactions.find('ia-b-live')).toMatchObject({ result: { login: { accountId: 'b' } } });
+    } finally {
+      await collection.dropIndex('sessionUid_unique_test');
+      await counting.close();
+    }
+  });
 });
 
 test('during an outage, saves and finds sent together fail as DatabaseUnavailableError (503), not as a server error', async () => {

@@ -16,6 +16,9 @@
  *
  * Token saves and finds by id go to the database through group commit (src/db/group-commit.ts): those
  * started while one command of their kind is on its way share the next one (see ArtifactStore).
+ *
+ * An interaction's saves after its first only update (UPDATE_ONLY_AFTER_FIRST_SAVE): a save racing its
+ * resume cannot bring back the interaction the resume destroyed.
  */
 import type { Connection, mongo } from 'mongoose';
 import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
@@ -266,33 +269,69 @@ class ArtifactStore {
 interface PendingWrite {
   id: string;
   doc: Omit<ArtifactDocument, '_id'>;
+  /** False for a later save of a record that must stay gone once deleted: it only updates. */
+  upsert: boolean;
+}
+
+/**
+ * Kinds whose saves after the first only update. oidc-provider saves an interaction when it starts it
+ * and again after reading it (the sign-in's result). As an upsert, such a later save from a request that
+ * read the interaction just before its resume destroyed it would recreate the consumed interaction, and
+ * the resume could run again until it expired.
+ */
+const UPDATE_ONLY_AFTER_FIRST_SAVE = new Set<string>(['Interaction']);
+
+/**
+ * Tells a later save from the first one. oidc-provider builds a later save's payload from the instance it
+ * read (or saved before) and copies that payload's objects (`params`, `prompt`, …) by reference, while
+ * a first save's objects are new (a new interaction gets `params` built afresh, and a new id). So a save
+ * whose payload holds an object that was read from, or written to, the stored copy of the same record is
+ * a later save. Kept weakly: an entry lives only as long as oidc-provider's instance holds the object.
+ * Should oidc-provider ever copy those objects, later saves would count as first ones again: an upsert, as
+ * before, never a lost first save.
+ */
+class StoredObjects {
+  private readonly recordOf = new WeakMap<object, string>();
+
+  remember(id: string, payload: AdapterPayload): void {
+    for (const value of Object.values(payload)) if (typeof value === 'object' && value !== null) this.recordOf.set(value, id);
+  }
+
+  isLaterSave(id: string, payload: AdapterPayload): boolean {
+    return Object.values(payload).some((value) => typeof value === 'object' && value !== null && this.recordOf.get(value) === id);
+  }
 }
 
 class ArtifactAdapter implements Adapter {
   /** Saves of this kind go to the database together (group commit): under load, one command for many tokens. */
   private readonly writes = new GroupCommit<PendingWrite, void>((batch) => this.write(batch), BATCH_ERRORS);
+  /** For the kinds in UPDATE_ONLY_AFTER_FIRST_SAVE: what tells their later saves apart. */
+  private readonly stored: StoredObjects | undefined;
 
   constructor(
     readonly model: string,
     readonly collection: Collection<ArtifactDocument>,
     private readonly store: ArtifactStore,
-  ) {}
+  ) {
+    this.stored = UPDATE_ONLY_AFTER_FIRST_SAVE.has(model) ? new StoredObjects() : undefined;
+  }
 
   /**
    * One command for a batch of saves. Two saves of the same record in one batch are one write of the later
-   * (what running them in order would leave). Each save learns its own outcome: an unordered bulk write
-   * tries every one, and reports which failed.
+   * (what running them in order would leave: it creates the record if any of them may). Each save learns its
+   * own outcome: an unordered bulk write tries every one, and reports which failed. An update-only save of a
+   * record that is gone matches nothing, writes nothing, and succeeds.
    */
   private async write(batch: PendingWrite[]): Promise<BatchOutcome<void>[]> {
-    const latest = new Map<string, Omit<ArtifactDocument, '_id'>>();
-    for (const { id, doc } of batch) latest.set(id, doc);
+    const latest = new Map<string, { doc: Omit<ArtifactDocument, '_id'>; upsert: boolean }>();
+    for (const { id, doc, upsert } of batch) latest.set(id, { doc, upsert: upsert || (latest.get(id)?.upsert ?? false) });
     try {
       if (latest.size === 1) {
-        const [id, doc] = [...latest][0]!;
-        await this.collection.replaceOne({ _id: id }, doc, { upsert: true });
+        const [id, { doc, upsert }] = [...latest][0]!;
+        await this.collection.replaceOne({ _id: id }, doc, { upsert });
       } else {
         await this.collection.bulkWrite(
-          [...latest].map(([id, doc]) => ({ replaceOne: { filter: { _id: id }, replacement: doc, upsert: true } })),
+          [...latest].map(([id, { doc, upsert }]) => ({ replaceOne: { filter: { _id: id }, replacement: doc, upsert } })),
           { ordered: false },
         );
       }
@@ -316,12 +355,15 @@ class ArtifactAdapter implements Adapter {
     if (payload.accountId) doc.accountId = payload.accountId;
     if (payload.clientId) doc.clientId = payload.clientId;
     this.store.forget(this.model);
-    await this.writes.submit({ id, doc });
+    const upsert = !this.stored?.isLaterSave(id, payload);
+    await this.writes.submit({ id, doc, upsert });
+    this.stored?.remember(id, payload); // only once stored: a failed first save may be tried again
   }
 
   private payloadOf(doc: ArtifactDocument | null | undefined): AdapterPayload | undefined {
     if (!doc || (doc.expiresAt && doc.expiresAt.getTime() <= Date.now())) return undefined;
     const payload = JSON.parse(doc.data) as AdapterPayload;
+    this.stored?.remember(doc._id, payload);
     return doc.consumed ? { ...payload, consumed: doc.consumed } : payload;
   }
 
