@@ -65,6 +65,9 @@
     var optionsUrl = panel.getAttribute('data-options-url');
     var verifyUrl = panel.getAttribute('data-verify-url');
     var leaving = false;
+    // A passkey's answer is on its way to the server: a second ceremony now (the button pressed while the
+    // autofill's answer is being checked) would race it, and the loser would land on a finished sign-in.
+    var verifying = false;
 
     if (!lib || !lib.browserSupportsWebAuthn()) {
       // The explanation stays visible; the button stays hidden (nothing to press that cannot work).
@@ -106,7 +109,11 @@
         .then(function (response) {
           var body = extra();
           body.response = response;
-          return postJson(verifyUrl, body);
+          verifying = true;
+          return postJson(verifyUrl, body).catch(function (err) {
+            verifying = false;
+            throw err;
+          });
         })
         .then(function (data) {
           leaving = true; // one ceremony finished: no other may start or report on this page
@@ -116,7 +123,7 @@
     }
 
     button.addEventListener('click', function () {
-      if (leaving) return;
+      if (leaving || verifying) return;
       if (mode === 'register' && nameInput && !nameInput.checkValidity()) {
         nameInput.reportValidity();
         return;
