@@ -265,3 +265,54 @@ test('changing the password in /account signs out the account\'s other browsers,
   const mail = await smtp.waitFor(person.email, (m) => smtp.received.indexOf(m) >= mailsBefore && m.subject === 'Your password was changed');
   expect(mail.text).toContain('Every other browser and device signed in to it was signed out.');
 });
+
+test('a sign-in racing "remove access" or a revocation of the account\'s grants cannot bring the consent back', async () => {
+  const { AppAccess } = await import('../src/selfservice/app-access.js');
+  const { ConsentRecords, restoreConsent } = await import('../src/oidc/consent-records.js');
+  const { provider, connection, config } = gh.services;
+  const consents = new ConsentRecords(connection, config.ttl.grantSeconds);
+  const person = await accountWithPasskey();
+
+  // "Remove access": between the record's deletion and the grant's, a sign-in still uses the live grant,
+  // which records it again (what loadExistingGrant does with a grant in use).
+  const first = await signInToApp(person, { scope: 'openid email' });
+  await confirmAndExchange(first.attempt, first.page);
+  const adapter = provider.Grant.adapter;
+  const destroy = adapter.destroy.bind(adapter);
+  adapter.destroy = async (grantId: string) => {
+    const grant = await provider.Grant.find(grantId);
+    if (grant) await consents.remember(grant, false);
+    return destroy(grantId);
+  };
+  try {
+    expect(await new AppAccess(provider, connection).remove(person.accountId, appId)).toMatchObject({ consentRecord: true });
+  } finally {
+    adapter.destroy = destroy;
+  }
+  expect(await records().countDocuments({ accountId: person.accountId, clientId: appId })).toBe(0);
+  expect(consentAsked((await signInToApp(person, { scope: 'openid email' })).page)).toBe(true);
+
+  // Revoking the account's sessions and grants: right after the grants are deleted, a sign-in whose session
+  // has no grant left recreates one from the consent record, if there still is one.
+  const second = await signInToApp(person, { scope: 'openid email' });
+  await confirmAndExchange(second.attempt, second.page);
+  const grants = connection.collection('oidc_grant');
+  const deleteMany = grants.deleteMany.bind(grants);
+  grants.deleteMany = (async (...args: Parameters<typeof deleteMany>) => {
+    const result = await deleteMany(...args);
+    const record = await consents.find(person.accountId, appId);
+    if (record) {
+      const grant = new provider.Grant({ accountId: person.accountId, clientId: appId });
+      restoreConsent(grant, record, []);
+      await grant.save();
+    }
+    return result;
+  }) as typeof grants.deleteMany;
+  try {
+    await gh.services.admin.accountAdmin.revokeSessionsAndGrants(person.accountId);
+  } finally {
+    grants.deleteMany = deleteMany;
+  }
+  expect(await liveGrants(person.accountId)).toBe(0);
+  expect(await records().countDocuments({ accountId: person.accountId })).toBe(0);
+});

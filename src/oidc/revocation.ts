@@ -55,13 +55,18 @@ export async function removeArtifacts(
   value: string,
 ): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
+  const forgetConsent = async () => {
+    counts[CONSENT_RECORDS] = (counts[CONSENT_RECORDS] ?? 0) + (await connection.collection(CONSENT_COLLECTION).deleteMany({ [field]: value })).deletedCount;
+  };
+  // Consent records go first, so no sign-in meanwhile recreates a grant from one after the grants are gone,
+  // and again last, as a sign-in that used a grant before it went may have written its record back.
+  const withConsent = models.includes(CONSENT_RECORDS);
+  if (withConsent) await forgetConsent();
   for (const model of models) {
-    if (model === CONSENT_RECORDS) {
-      counts[model] = (await connection.collection(CONSENT_COLLECTION).deleteMany({ [field]: value })).deletedCount;
-      continue;
-    }
+    if (model === CONSENT_RECORDS) continue;
     const ids = (await findArtifacts(connection, model, field, value)).map((doc) => doc._id);
     counts[model] = ids.length ? (await connection.collection<{ _id: string }>(collectionFor(model)).deleteMany({ _id: { $in: ids } })).deletedCount : 0;
   }
+  if (withConsent) await forgetConsent();
   return counts;
 }

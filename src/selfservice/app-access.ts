@@ -165,6 +165,9 @@ export class AppAccess {
     const grants = (await this.grantsOf(accountId)).filter((g) => g.payload.clientId === clientId);
     if (!consentRecord && !grants.some((g) => isLive(g, now))) return null;
     for (const { _id: grantId } of grants) await revokeGrant(this.provider, grantId);
-    return { grantIds: grants.map((g) => g._id), consentRecord };
+    // And again: a sign-in that used one of those grants before it went may have written the record back
+    // (loadExistingGrant records a grant in use), and would otherwise restore the consent just withdrawn.
+    const rewritten = await guardDatabase(() => this.consents.forget(accountId, clientId));
+    return { grantIds: grants.map((g) => g._id), consentRecord: consentRecord || rewritten };
   }
 }
