@@ -28,6 +28,21 @@ export interface EmbeddedRecord {
   instance: string;
   kind?: 'mongod' | 'standin';
   startedAt: string;
+  /** Random per Gatehouse process: tells the owner from an earlier process that had the same id (see ownerAlive). */
+  boot?: string;
+}
+
+/** This process's boot token (EmbeddedRecord.boot). */
+export const PROCESS_BOOT = randomBytes(8).toString('hex');
+
+/**
+ * Whether the record's owner still runs. A record naming this very process id, but not this process's boot
+ * token, was left by an earlier process that had the same id (a container restarted: its server is pid 1
+ * each time), so its owner is gone, although process.kill(pid, 0) says otherwise.
+ */
+export function ownerAlive(record: EmbeddedRecord): boolean {
+  if (record.pid === process.pid) return record.boot === PROCESS_BOOT;
+  return processAlive(record.pid);
 }
 
 export interface ReadRecord {

@@ -17,7 +17,8 @@ import type { Logger } from '../logger.js';
 import {
   claimRecord,
   EmbeddedDatabaseError,
-  processAlive,
+  ownerAlive as recordOwnerAlive,
+  PROCESS_BOOT,
   readRecord,
   recordPath,
   removeOwnRecord,
@@ -120,7 +121,7 @@ async function writeMarker(port: number, marker: Marker): Promise<void> {
 type Verdict = 'share' | 'wait' | 'stale';
 
 async function judge(record: EmbeddedRecord): Promise<Verdict> {
-  const ownerAlive = processAlive(record.pid);
+  const ownerAlive = recordOwnerAlive(record);
   const database = await probeRecordedDatabase(record);
   if (database === 'ours') {
     // A CLI command stops its database when it ends; a dead owner's database is winding down (the
@@ -157,7 +158,7 @@ export async function startEmbeddedDatabase(options: EmbeddedOptions): Promise<E
   for (;;) {
     const found = readRecord(file);
     if (!found) {
-      const record: EmbeddedRecord = { pid: process.pid, role, state: 'starting', port: options.port, instance: randomBytes(16).toString('hex'), startedAt: new Date().toISOString() };
+      const record: EmbeddedRecord = { pid: process.pid, role, state: 'starting', port: options.port, instance: randomBytes(16).toString('hex'), startedAt: new Date().toISOString(), boot: PROCESS_BOOT };
       if (!claimRecord(file, record)) continue; // another process claimed it first: judge its record
       try {
         return await startOwnDatabase(file, record, dataDir, log);

@@ -172,7 +172,8 @@ describe('the CLI beside a server started on another embedded-database port', ()
   });
 
   test('a record whose process lives but whose port answers nothing is stale too', async () => {
-    const stale: EmbeddedRecord = { pid: process.pid, role: 'server', state: 'ready', port: await freePort(), instance: 'b'.repeat(32), startedAt: new Date().toISOString() };
+    // Another live process (this one's parent): a process with this very id is judged by its boot token (below).
+    const stale: EmbeddedRecord = { pid: process.ppid, role: 'server', state: 'ready', port: await freePort(), instance: 'b'.repeat(32), startedAt: new Date().toISOString() };
     writeFileSync(recordPath(dataDir), JSON.stringify(stale), { mode: 0o600 });
     const port = await freePort();
     const own = await startEmbeddedDatabase({ port, dataDir, log, role: 'cli' });
@@ -228,6 +229,22 @@ describe('one embedded database per data folder', () => {
       expect(existsSync(recordPath(dataDir))).toBe(false);
     } finally {
       squatter.close();
+    }
+  });
+
+  test('a record an earlier process with this same id left while starting or stopping (a restarted container) is stale, not waited for', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-embedded-'));
+    // Killed while stopping its database: the record stays, naming the pid a restarted container gives again.
+    const left: EmbeddedRecord = { pid: process.pid, role: 'server', state: 'stopping', port: await freePort(), instance: 'c'.repeat(32), startedAt: new Date().toISOString(), boot: 'earlier' };
+    writeFileSync(recordPath(dataDir), JSON.stringify(left), { mode: 0o600 });
+    const port = await freePort();
+    const own = await startEmbeddedDatabase({ port, dataDir, log, role: 'server', waitMs: 3000 });
+    try {
+      expect(own.uri).toBe(localUri(port));
+      expect(readRecordFile(dataDir)).toMatchObject({ pid: process.pid, port, state: 'ready', boot: expect.any(String) });
+      expect(readRecordFile(dataDir).boot).not.toBe('earlier');
+    } finally {
+      await own.stop();
     }
   });
 
