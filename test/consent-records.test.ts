@@ -236,6 +236,12 @@ test('changing the password in /account signs out the account\'s other browsers,
   expect(isCallback(elsewhere.page.url)).toBe(true);
   const elsewhereTokens = await exchange(app, elsewhere.attempt, elsewhere.page.url);
   await openAccountArea(elsewhere.attempt.browser, person);
+  // A third browser took offline access and signed out: its refresh token outlives the sign-out, and no
+  // session holds its grant any more. Whoever knew the old password may have left such a token behind.
+  const gone = await signInToApp(person, { scope: 'openid email offline_access', prompt: 'consent' });
+  const goneTokens = await confirmAndExchange(gone.attempt, gone.page);
+  await signOut(gone.attempt.browser, goneTokens.id_token!);
+  expect((await oidc.tokenIntrospection(app, goneTokens.refresh_token!)).active).toBe(true);
 
   const form = findForm(area.body, '/account/password');
   const NEW = 'a fresh and longer secret';
@@ -248,6 +254,7 @@ test('changing the password in /account signs out the account\'s other browsers,
   const otherArea = await elsewhere.attempt.browser.request(`${gh.url}/account`);
   expect(pageText(otherArea.body)).toContain('Sign in to manage your passkeys');
   expect((await oidc.tokenIntrospection(app, elsewhereTokens.access_token)).active).toBe(false);
+  expect((await oidc.tokenIntrospection(app, goneTokens.refresh_token!)).active).toBe(false);
   const back = await startAuthorization(app, { scope: 'openid email' }, elsewhere.attempt.browser);
   expect(isCallback(back.page.url)).toBe(false);
   expect(back.page.body).toContain('name="login"');
@@ -260,7 +267,8 @@ test('changing the password in /account signs out the account\'s other browsers,
   expect(await records().countDocuments({ accountId: person.accountId, clientId: appId })).toBe(1);
 
   expect(await auditEntry({ type: 'account.password_changed', 'actor.id': person.accountId, outcome: 'success' })).toMatchObject({
-    details: { otherSessionsEnded: 1, grantsRevoked: 2, trustedDevicesRevoked: 0 },
+    // The other browser's grants (the app's and the account area's) and the signed-out browser's offline grant.
+    details: { otherSessionsEnded: 1, grantsRevoked: 3, trustedDevicesRevoked: 0 },
   });
   const mail = await smtp.waitFor(person.email, (m) => smtp.received.indexOf(m) >= mailsBefore && m.subject === 'Your password was changed');
   expect(mail.text).toContain('Every other browser and device signed in to it was signed out.');

@@ -10,7 +10,7 @@ import type { AccountService } from '../accounts/accounts.js';
 import type { Logger } from '../logger.js';
 import { resourceIndicators, resourceScopesRequested } from './resource-servers.js';
 import { renderView } from '../http/render.js';
-import { collectionFor, createAdapterFactory, guardDatabase } from './adapter.js';
+import { createAdapterFactory, guardDatabase } from './adapter.js';
 import { createFindAccount, RequestAccounts } from './claims.js';
 import { buildInteractionPolicy } from './interaction-policy.js';
 import type { ProviderKeys } from './keys.js';
@@ -154,18 +154,9 @@ export function buildProvider(deps: ProviderDeps): Provider {
           await guardDatabase(() => consents.touch(accountId, client.clientId));
           return grant;
         }
-        // A live grant from before consent records existed: used as before, and recorded from now on.
-        const remembered = await guardDatabase(() =>
-          connection
-            .collection<{ _id: string; expiresAt?: Date }>(collectionFor('Grant'))
-            .find({ accountId, clientId: client.clientId, expiresAt: { $gt: new Date() } }, { projection: { _id: 1 } })
-            .sort({ expiresAt: -1 })
-            .limit(1)
-            .toArray(),
-        );
-        const legacy = remembered[0] ? await ctx.oidc.provider.Grant.find(remembered[0]._id) : undefined;
-        if (legacy) await guardDatabase(() => consents.remember(legacy, false));
-        return legacy;
+        // No record, no consent: a live grant of another session is not consent for this one (it may have
+        // been made while the client was first-party, or its app may have given up this account's access).
+        return undefined;
       }
       // First-party clients: everything they ask for is granted without a consent page.
       const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId });

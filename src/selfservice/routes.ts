@@ -42,7 +42,7 @@ const NOTICES: Record<string, string> = {
   renamed: 'The passkey was renamed.',
   removed: 'The passkey was removed. It can no longer be used to sign in.',
   revoked: 'That device is no longer remembered. It will be asked for a second step at its next sign-in.',
-  password: 'Your password was changed. You were signed out on every other browser and device (this one stays signed in), and apps you used there will ask you to sign in again. Remembered devices were forgotten: each will ask for a second step at its next sign-in.',
+  password: 'Your password was changed. You were signed out on every other browser and device (this one stays signed in), and apps signed in there, or keeping access after sign-out, will ask you to sign in again (your permission for them stays). Remembered devices were forgotten: each will ask for a second step at its next sign-in.',
   app_removed: 'The app no longer has access to your account: its sign-in and the tokens Gatehouse keeps for it stop working now, and it will ask for your permission again. Signed access tokens it already holds for other services end when they expire.',
 };
 
@@ -343,10 +343,20 @@ export function accountRoutes(services: Services): Router {
     if (password === currentPassword) return showAccount(ctx, current, { error: 'Choose a password different from your current one.' }, 400);
     const result = await services.accounts.setPassword(account.accountId, password);
     if (!result.ok) return showAccount(ctx, current, { passwordProblems: result.problems }, 400);
-    const ended = await endOtherSessions(provider, services.connection, account.accountId, current.sessionId);
-    const trustedDevicesRevoked = await trusted.revokeAll(account.accountId);
-    await record(ctx, account, 'account.password_changed', 'success', { trustedDevicesRevoked, otherSessionsEnded: ended.sessions, grantsRevoked: ended.grants });
-    services.alerts.sendInBackground(account, { kind: 'password-changed' }, { at: clock.now(), ip: ctx.ip, device: deviceLabel(ctx.get('user-agent')) });
+    // The password has changed: the audit entry and the owner's mail follow even if ending the other
+    // sessions fails half-way (a 503 then), and the entry says how far it got.
+    let ended: { sessions: number; grants: number } | undefined;
+    let trustedDevicesRevoked: number | undefined;
+    try {
+      ended = await endOtherSessions(provider, services.connection, account.accountId, current.sessionId);
+      trustedDevicesRevoked = await trusted.revokeAll(account.accountId);
+    } finally {
+      services.alerts.sendInBackground(account, { kind: 'password-changed' }, { at: clock.now(), ip: ctx.ip, device: deviceLabel(ctx.get('user-agent')) });
+      const cleanUp = ended && trustedDevicesRevoked !== undefined
+        ? { trustedDevicesRevoked, otherSessionsEnded: ended.sessions, grantsRevoked: ended.grants }
+        : { cleanUp: 'incomplete', ...(ended ? { otherSessionsEnded: ended.sessions, grantsRevoked: ended.grants } : {}) };
+      await record(ctx, account, 'account.password_changed', 'success', cleanUp);
+    }
     return back(ctx, 'done=password');
   });
 
