@@ -324,3 +324,28 @@ test('a sign-in racing "remove access" or a revocation of the account\'s grants 
   expect(await liveGrants(person.accountId)).toBe(0);
   expect(await records().countDocuments({ accountId: person.accountId })).toBe(0);
 });
+
+test('a grant in use extends a live consent record, but an expired record not yet swept is replaced, not extended', async () => {
+  const { ConsentRecords } = await import('../src/oidc/consent-records.js');
+  const { provider, connection, config } = gh.services;
+  const consents = new ConsentRecords(connection, config.ttl.grantSeconds);
+  const person = await accountWithPasskey();
+  const grant = new provider.Grant({ accountId: person.accountId, clientId: appId });
+  grant.addOIDCScope('openid email');
+
+  // Live: the use pushes the expiry back and keeps what was consented earlier.
+  const past = new Date(Date.now() - 60_000);
+  await records().insertOne({ accountId: person.accountId, clientId: appId, scopes: ['openid', 'profile'], claims: [], resourceScopes: [], rejectedScopes: [], firstGrantedAt: past, lastGrantedAt: past, expiresAt: new Date(Date.now() + 60_000) });
+  await consents.remember(grant, false);
+  const live = await records().findOne({ accountId: person.accountId, clientId: appId });
+  expect([...(live!.scopes as string[])].sort()).toEqual(['email', 'openid', 'profile']);
+  expect((live!.expiresAt as Date).getTime()).toBeGreaterThan(Date.now() + config.ttl.grantSeconds * 1000 - 60_000);
+
+  // Expired (the TTL sweep has not run yet): its old 'profile' consent must not come back with the grant.
+  await records().updateOne({ accountId: person.accountId, clientId: appId }, { $set: { expiresAt: past } });
+  await consents.remember(grant, false);
+  const fresh = await records().find({ accountId: person.accountId, clientId: appId }).toArray();
+  expect(fresh).toHaveLength(1);
+  expect([...(fresh[0]!.scopes as string[])].sort()).toEqual(['email', 'openid']);
+  expect((fresh[0]!.expiresAt as Date).getTime()).toBeGreaterThan(Date.now());
+});

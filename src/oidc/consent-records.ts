@@ -77,8 +77,6 @@ export class ConsentRecords {
     const accountId = grant.accountId!;
     const clientId = grant.clientId!;
     const content = contentOf(grant);
-    // An expired record not yet swept must not lend its old consent to a new one.
-    if (consentedNow) await this.collection.deleteOne({ accountId, clientId, expiresAt: { $lte: now } });
     const issued = typeof grant.iat === 'number' ? new Date(grant.iat * 1000) : now;
     const update = {
       $addToSet: {
@@ -90,6 +88,10 @@ export class ConsentRecords {
       $set: { expiresAt: new Date(now.getTime() + this.ttlSeconds * 1000), ...(consentedNow ? { lastGrantedAt: now } : {}) },
       $setOnInsert: consentedNow ? { firstGrantedAt: now } : { firstGrantedAt: issued, lastGrantedAt: issued },
     };
+    // A grant in use extends a live record in one update (the common case).
+    if (!consentedNow && (await this.collection.updateOne({ accountId, clientId, expiresAt: { $gt: now } }, update)).matchedCount > 0) return;
+    // An expired record not yet swept must not lend its old consent to a new one, nor be extended.
+    await this.collection.deleteOne({ accountId, clientId, expiresAt: { $lte: now } });
     // Two first consents at once: one insert wins the unique index, the other then updates it.
     for (let attempt = 0; ; attempt++) {
       try {
