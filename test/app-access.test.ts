@@ -94,7 +94,8 @@ test('a third-party app is listed with what it may do; removing access revokes i
   expect(text).toContain('Apps with access');
   expect(text).toContain('Photo Printer');
   expect(text).toContain('See your email address');
-  expect(text).toContain('Stay connected when you are not using it');
+  expect(text).toContain('Keep access when you are not using it, also after you sign out, until you remove it');
+  expect(text).not.toContain('under Apps with access');
   expect(text).toMatch(/Allowed \d/);
   expect(text).not.toContain('Staff Portal');
   expect(text).not.toContain('Your Gatehouse account');

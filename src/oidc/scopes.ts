@@ -11,7 +11,8 @@ export const SCOPE_DESCRIPTIONS: Record<string, string> = {
   profile: 'See your name and User ID',
   email: 'See your email address',
   phone: 'See your phone number',
-  offline_access: 'Stay connected when you are not using it (access lasts after you sign out, until you remove the app under Apps with access in your account)',
+  // Read both on the consent page and under "Apps with access" in /account: no pointer to where it is removed.
+  offline_access: 'Keep access when you are not using it, also after you sign out, until you remove it',
   admin: 'Administer Gatehouse: applications, accounts and the audit log (full access)',
   'admin:helpdesk': 'Help people with their accounts (unlock, disable, reset two-step verification)',
   'admin:auditor': 'Read Gatehouse’s settings and audit log',
