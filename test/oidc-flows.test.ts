@@ -141,6 +141,36 @@ describe('authorization code + PKCE', () => {
     expect(again.body).toContain('Allow access?');
   });
 
+  test('prompt=consent for what was already granted lists every requested permission, marked as already allowed', async () => {
+    await gh.services.accounts.create({ userId: 'dora', email: 'dora@example.com', name: 'Dora Example', password: PASSWORD });
+    const listed = (body: string) => [...(/<ul class="scopes">([\s\S]*?)<\/ul>/.exec(body)?.[1] ?? '').matchAll(/<li>([\s\S]*?)<\/li>/g)].map((m) => m[1]!.replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim());
+    const first = await startAuthorization(rp, { scope: 'openid offline_access', prompt: 'consent' }, new Browser());
+    const consent = await first.browser.submit(first.page, '/login', { login: 'dora', password: PASSWORD }, isCallback);
+    expect(listed(consent.body)).toEqual([expect.stringMatching(/^Confirm who you are/), expect.stringMatching(/^Keep access when you are not using it/)]);
+    expect(consent.body).not.toContain('already allowed');
+    await first.browser.submit(consent, '/confirm', {}, isCallback);
+
+    const again = await startAuthorization(rp, { scope: 'openid offline_access', prompt: 'consent' }, new Browser());
+    const page = await again.browser.submit(again.page, '/login', { login: 'dora', password: PASSWORD }, isCallback);
+    expect(page.body).toContain('Allow access?');
+    const items = listed(page.body);
+    expect(items).toHaveLength(2);
+    expect(items[0]).toMatch(/^Confirm who you are.*\(already allowed\)$/);
+    expect(items[1]).toMatch(/^Keep access when you are not using it.*\(already allowed\)$/);
+
+    // Asking for one more: the new permission first, unmarked, then what was granted before.
+    const more = await startAuthorization(rp, { scope: 'openid email offline_access', prompt: 'consent' }, new Browser());
+    const morePage = await more.browser.submit(more.page, '/login', { login: 'dora', password: PASSWORD }, isCallback);
+    const moreItems = listed(morePage.body);
+    expect(moreItems[0]).toBe('See your email address');
+    expect(moreItems.slice(1).every((item) => item.endsWith('(already allowed)'))).toBe(true);
+    expect(moreItems).toHaveLength(3);
+    const callback = await more.browser.submit(morePage, '/confirm', {}, isCallback);
+    const tokens = await exchange(rp, more, callback.url);
+    expect(tokens.refresh_token).toBeTruthy();
+    expect((await oidc.fetchUserInfo(rp, tokens.access_token, tokens.claims()!.sub)).email).toBe('dora@example.com');
+  });
+
   test('a first-party client skips the consent page', async () => {
     const portal = await gh.services.clients.create({ name: 'Company portal', redirectUris: [RP_REDIRECT], firstParty: true });
     const portalRp = await discover(gh.url, portal.clientId, portal.clientSecret);

@@ -244,7 +244,7 @@ export class SignInFlow {
 
   async show(ctx: Context): Promise<Outcome> {
     const details = await this.details(ctx);
-    if (details.prompt.name === 'consent') return this.consentView(details, await this.clientName(details));
+    if (details.prompt.name === 'consent') return await this.consentView(details, await this.clientName(details));
     if (details.prompt.name !== 'login') {
       throw Object.assign(new Error(`unsupported prompt ${details.prompt.name}`), { status: 400, expose: true });
     }
@@ -400,14 +400,41 @@ export class SignInFlow {
 
   // ── consent ────────────────────────────────────────────────────────────────
 
-  private consentView(details: Details, clientName: string): Outcome {
+  /**
+   * Everything the request asks for, not only what is missing: with prompt=consent nothing may be missing and
+   * the page would list nothing. What the existing grant already holds is marked as such; scopes the grant
+   * declined (admin scopes without the role) are left out, as they will not be given.
+   */
+  private async consentView(details: Details, clientName: string): Promise<Outcome> {
     const promptDetails = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
-    const scopes = (promptDetails.missingOIDCScope ?? []).map((scope) => ({ scope, text: SCOPE_DESCRIPTIONS[scope] ?? `Use the "${scope}" permission` }));
-    const claims = (promptDetails.missingOIDCClaims ?? []).map((claim) => CLAIM_DESCRIPTIONS[claim] ?? claim);
-    const resources = Object.entries(promptDetails.missingResourceScopes ?? {}).map(([resource, list]) => ({ resource, scopes: list }));
+    const grant = details.grantId ? await this.deps.provider.Grant.find(details.grantId) : undefined;
+    const requested = [...new Set(String(details.params.scope ?? '').split(' ').filter(Boolean))];
+    const missingScopes = new Set(promptDetails.missingOIDCScope ?? []);
+    const grantedScopes = new Set((grant?.getOIDCScope() ?? '').split(' ').filter(Boolean));
+    const describe = (scope: string) => SCOPE_DESCRIPTIONS[scope] ?? `Use the "${scope}" permission`;
+    const scopes = [
+      ...requested.filter((scope) => missingScopes.has(scope)),
+      ...[...missingScopes].filter((scope) => !requested.includes(scope)),
+    ].map((scope) => ({ scope, text: describe(scope), already: false }));
+    for (const scope of requested) {
+      if (!missingScopes.has(scope) && grantedScopes.has(scope)) scopes.push({ scope, text: describe(scope), already: true });
+    }
+
+    const missingClaims = promptDetails.missingOIDCClaims ?? [];
+    const grantedClaims = new Set(grant?.getOIDCClaims() ?? []);
+    const alreadyClaims = requestedClaims(details.params.claims).filter((claim) => !missingClaims.includes(claim) && grantedClaims.has(claim));
+    const claims = missingClaims.map((claim) => CLAIM_DESCRIPTIONS[claim] ?? claim);
+    const claimsAlready = alreadyClaims.map((claim) => CLAIM_DESCRIPTIONS[claim] ?? claim);
+
+    const missingResources = promptDetails.missingResourceScopes ?? {};
+    const resources = Object.entries(missingResources).map(([resource, list]) => ({ resource, scopes: list, already: false }));
+    for (const resource of Object.keys(grant?.resources ?? {})) {
+      const held = grant!.getResourceScopeFiltered(resource, requested).split(' ').filter((scope) => scope && !missingResources[resource]?.includes(scope));
+      if (held.length) resources.push({ resource, scopes: held, already: true });
+    }
     // Where consent is withdrawn: the account area's "Apps with access".
     const accountUrl = accountClientUrls(this.deps.provider.issuer).page;
-    return this.view(details, 'consent', { title: 'Allow access?', clientName, scopes, claims, resources, accountUrl });
+    return this.view(details, 'consent', { title: 'Allow access?', clientName, scopes, claims, claimsAlready, resources, accountUrl });
   }
 
   async submitConsent(ctx: Context): Promise<Outcome> {
@@ -442,6 +469,23 @@ export class SignInFlow {
     await this.deps.states.finish(details.uid);
     await this.audit({ ctx, details, ...(details.session?.accountId ? { accountId: details.session.accountId } : {}) }, details.prompt.name === 'consent' ? 'consent.denied' : 'signin.cancelled', 'failure');
     return this.finish(ctx, details, { error: 'access_denied', error_description: 'The user denied the request' });
+  }
+}
+
+/** The claim names a request's `claims` parameter asks for (id_token and userinfo); nothing for a malformed one. */
+function requestedClaims(param: unknown): string[] {
+  if (typeof param !== 'string' || !param) return [];
+  try {
+    const parsed = JSON.parse(param) as unknown;
+    if (!parsed || typeof parsed !== 'object') return [];
+    const names = new Set<string>();
+    for (const part of [(parsed as Record<string, unknown>).id_token, (parsed as Record<string, unknown>).userinfo]) {
+      if (part && typeof part === 'object') for (const name of Object.keys(part)) names.add(name);
+    }
+    for (const name of ['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss']) names.delete(name);
+    return [...names];
+  } catch {
+    return [];
   }
 }
 
