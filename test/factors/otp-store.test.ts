@@ -124,6 +124,90 @@ describe('codes', () => {
   });
 });
 
+describe('codes per interaction', () => {
+  test('two sign-ins a second apart each keep their own code, usable only in its own interaction', async () => {
+    const c = binding({ interactionId: 'ia-C' });
+    const d = { ...c, interactionId: 'ia-D' };
+    const codeC = await issued(c);
+    bed.clock.advance(1);
+    const codeD = await issued(d);
+    expect(await store.pending(c)).toMatchObject({ attemptsLeft: 5, destination: 'jane@example.com' });
+    expect(await store.pending(d)).toMatchObject({ attemptsLeft: 5, destination: 'jane@example.com' });
+    const docs = await bed.connection.collection(OTP_COLLECTION).find({ accountId: c.accountId, kind: 'code' }).toArray();
+    expect(docs.map((doc) => doc.interactionId).sort()).toEqual(['ia-C', 'ia-D']);
+
+    // C's code is just a wrong code in D (it counts against D's code), and does not touch C's.
+    if (codeC.code !== codeD.code) expect(await store.verify(d, codeC.code)).toEqual({ ok: false, reason: 'invalid', attemptsLeft: 4 });
+    expect(await store.pending(c)).toMatchObject({ attemptsLeft: 5 });
+    expect(await store.verify(c, codeC.code)).toEqual({ ok: true, destination: 'jane@example.com' });
+    expect(await store.verify(d, codeD.code)).toEqual({ ok: true, destination: 'jane@example.com' });
+    expect(await store.verify(d, codeD.code)).toEqual({ ok: false, reason: 'used' });
+  });
+
+  test('a resend in one interaction replaces only that interaction\'s code', async () => {
+    const c = binding({ interactionId: 'ia-C' });
+    const d = { ...c, interactionId: 'ia-D' };
+    const firstC = await issued(c);
+    bed.clock.advance(1);
+    const codeD = await issued(d);
+    bed.clock.advance(30);
+    const secondC = await issued(c);
+    if (firstC.code !== secondC.code) expect(await store.verify(c, firstC.code)).toEqual({ ok: false, reason: 'invalid', attemptsLeft: 4 });
+    expect(await store.verify(c, secondC.code)).toEqual({ ok: true, destination: 'jane@example.com' });
+    expect(await store.verify(d, codeD.code)).toEqual({ ok: true, destination: 'jane@example.com' });
+    expect(await bed.connection.collection(OTP_COLLECTION).countDocuments({ accountId: c.accountId, kind: 'code' })).toBe(2);
+  });
+
+  test('phone verification codes are kept per interaction too', async () => {
+    const one = binding({ channel: 'sms', purpose: 'phone-verify', interactionId: 'ia-enrol-1', destination: '+14155550123' });
+    const two = { ...one, interactionId: 'ia-enrol-2', destination: '+14155550199' };
+    const first = await issued(one);
+    bed.clock.advance(1);
+    const second = await issued(two);
+    expect(await store.verify(one, first.code)).toEqual({ ok: true, destination: '+14155550123' });
+    expect(await store.verify(two, second.code)).toEqual({ ok: true, destination: '+14155550199' });
+  });
+
+  test('recovery codes stay one per account and channel: a recovery in another flow replaces the earlier code', async () => {
+    const first = binding({ purpose: 'recovery', interactionId: 'recovery-flow-1' });
+    const second = { ...first, interactionId: 'recovery-flow-2' };
+    const old = await issued(first);
+    bed.clock.advance(30);
+    const fresh = await issued(second);
+    expect(await store.verify(first, old.code)).toEqual({ ok: false, reason: 'no_challenge' });
+    const docs = await bed.connection.collection(OTP_COLLECTION).find({ accountId: first.accountId, kind: 'code' }).toArray();
+    expect(docs.map((doc) => doc._id)).toEqual([`code:${first.accountId}:email:recovery`]);
+    expect(await store.verify(second, fresh.code)).toEqual({ ok: true, destination: 'jane@example.com' });
+  });
+
+  test('a sign-in code stored under the older per-purpose id is not found: it just expires', async () => {
+    const b = binding({ interactionId: 'ia-old' });
+    const { code } = await issued(b);
+    const codes = bed.connection.collection(OTP_COLLECTION);
+    const doc = (await codes.findOne({ accountId: b.accountId, kind: 'code' }))!;
+    expect(doc._id).toBe(`code:${b.accountId}:email:signin:ia:ia-old`);
+    // As a document written before codes were kept per interaction would be.
+    await codes.deleteOne({ _id: doc._id });
+    await codes.insertOne({ ...doc, _id: `code:${b.accountId}:email:signin` as never });
+    expect(await store.pending(b)).toBeNull();
+    expect(await store.wasSent(b)).toBe(false);
+    expect(await store.verify(b, code)).toEqual({ ok: false, reason: 'no_challenge' });
+    expect((await codes.findOne({ _id: `code:${b.accountId}:email:signin` as never }))!.retainUntil).toBeInstanceOf(Date);
+  });
+
+  test('wasSent: only for a code sent in this interaction, and still after it was used', async () => {
+    const b = binding({ interactionId: 'ia-sent' });
+    expect(await store.wasSent(b)).toBe(false);
+    const { code } = await issued(b);
+    expect(await store.wasSent(b)).toBe(true);
+    expect(await store.wasSent({ ...b, interactionId: 'ia-other' })).toBe(false);
+    expect(await store.verify(b, code)).toMatchObject({ ok: true });
+    expect(await store.wasSent(b)).toBe(true);
+    await store.cancel(b);
+    expect(await store.wasSent(b)).toBe(false);
+  });
+});
+
 describe('send limits', () => {
   test('resend cooldown: refused with the seconds left, then allowed', async () => {
     const b = binding();
@@ -188,8 +272,7 @@ describe('send limits', () => {
     bed.clock.advance(1);
     expect(await store.issue(second)).toEqual({ ok: false, reason: 'cooldown', retryAfterSeconds: 29 });
     expect(await store.issue(first)).toEqual({ ok: false, reason: 'cooldown', retryAfterSeconds: 29 });
-    // The new interaction's code is the valid one, and only there.
-    expect(await store.verify(first, fresh.code)).toEqual({ ok: false, reason: 'no_challenge' });
+    // Each interaction keeps its own code (see 'codes per interaction').
     expect(await store.verify(second, fresh.code)).toEqual({ ok: true, destination: 'jane@example.com' });
   });
 

@@ -2,9 +2,15 @@
  * One store for the numeric one-time codes sent by email and SMS (sign-in, phone verification,
  * account recovery). Collection `otp_challenges` holds two kinds of documents:
  *
- * - a code: `code:<accountId>:<channel>:<purpose>`. Only the newest code for that triple is valid
- *   (issuing replaces the document). It keeps an HMAC of the code, never the code, and is bound to the
+ * - a code. Sign-in and phone-verification codes (both sent within an interaction, after the password) are
+ *   kept per interaction: `code:<accountId>:<channel>:<purpose>:ia:<interactionId>`, so two sign-ins of one
+ *   account each keep their own newest code; a resend within an interaction replaces that interaction's code.
+ *   Recovery codes (and codes sent outside an interaction) are kept per `code:<accountId>:<channel>:<purpose>`:
+ *   only the newest is valid. Documents of the older per-purpose form for sign-in codes are never looked up
+ *   again and simply expire. A code keeps an HMAC of the code, never the code, and is bound to the
  *   interaction it was sent for. Single use, expires after its ttl, burnt after maxAttempts wrong tries.
+ *   Per-interaction codes do not add guesses: each sign-in needs its own send (hourly cap per account and
+ *   channel), and wrong codes count against the account's guess window in the sign-in flow too.
  * - a send record: `sends:<accountId>:<channel>`, the times of the latest sends, newest first, and the
  *   interaction each was for, for the resend cooldown and the hourly cap. It has its own retention (an hour
  *   past the last send), so the history outlives short-lived codes.
@@ -100,10 +106,16 @@ interface SendsDocument {
 type OtpDocument = CodeDocument | SendsDocument;
 
 /**
- * Purposes whose first send in an interaction is not held back by a cooldown left by another interaction.
- * Both come after the password; recovery comes before any authentication, so its cooldown spans flows.
+ * Purposes whose codes are kept per interaction, and whose first send in an interaction is not held back by
+ * a cooldown left by another interaction. Both come after the password; recovery comes before any
+ * authentication, so its cooldown spans flows and only its newest code per account is valid.
  */
-const COOLDOWN_PER_INTERACTION: Record<OtpPurpose, boolean> = { signin: true, 'phone-verify': true, recovery: false };
+const PER_INTERACTION: Record<OtpPurpose, boolean> = { signin: true, 'phone-verify': true, recovery: false };
+
+/** The interaction a binding's code and cooldown are kept per, or null when they are kept per account. */
+function interactionScope(binding: OtpBinding): string | null {
+  return binding.interactionId && PER_INTERACTION[binding.purpose] ? binding.interactionId : null;
+}
 
 const HOUR_MS = 3600_000;
 /** An expired code stays a while so a late submission hears "expired" rather than "no code was sent". */
@@ -149,7 +161,8 @@ export class OtpStore {
 
   /**
    * Records a send (if the cooldown and the hourly cap allow it) and stores a new code, which replaces
-   * any earlier one for the same account, channel and purpose. Returns the code for the caller to
+   * any earlier one for the same account, channel and purpose (and interaction, for sign-in and phone
+   * verification: see the top of this file). Returns the code for the caller to
    * deliver; it is never stored or logged.
    */
   async issue(binding: OtpBinding & { destination: string }, overrides: Partial<OtpSettings> = {}): Promise<IssueResult> {
@@ -193,7 +206,7 @@ export class OtpStore {
     const cooldownMs = settings.resendCooldownSeconds * 1000;
     const t = now.getTime();
     const interactionId = binding.interactionId ?? null;
-    const perInteraction = interactionId !== null && COOLDOWN_PER_INTERACTION[binding.purpose];
+    const perInteraction = interactionScope(binding) !== null;
     try {
       await this.collection.updateOne(
         { _id },
@@ -298,6 +311,15 @@ export class OtpStore {
     return { destination: doc.destination, expiresAt: doc.expiresAt, attemptsLeft: doc.maxAttempts - doc.attempts };
   }
 
+  /**
+   * Whether a code was sent for this binding (in its interaction) that is still on record, open or not
+   * (used, expired or burnt codes stay an hour past expiry): lets a page not claim a code was sent when none was.
+   */
+  async wasSent(binding: OtpBinding): Promise<boolean> {
+    const doc = (await this.collection.findOne({ _id: codeId(binding) }, { projection: { interactionId: 1 } })) as Pick<CodeDocument, 'interactionId'> | null;
+    return doc !== null && doc.interactionId === (binding.interactionId ?? null);
+  }
+
   /** Withdraws the open code (e.g. it could not be delivered). The send still counts toward the limits. */
   async cancel(binding: OtpBinding): Promise<void> {
     await this.collection.deleteOne({ _id: codeId(binding), kind: 'code' });
@@ -309,7 +331,10 @@ export class OtpStore {
 }
 
 function codeId(binding: OtpBinding): string {
-  return `code:${binding.accountId}:${binding.channel}:${binding.purpose}`;
+  const base = `code:${binding.accountId}:${binding.channel}:${binding.purpose}`;
+  const interactionId = interactionScope(binding);
+  // Encoded, so no interaction id can make one key look like another.
+  return interactionId === null ? base : `${base}:ia:${encodeURIComponent(interactionId)}`;
 }
 
 function sendsId(binding: OtpBinding): string {
