@@ -163,7 +163,7 @@ describe('the pause after ten wrong codes', () => {
     // Nothing left to clear: a conflict, as before, through the CLI and the operation.
     const nothing = await cli(['account', 'unlock', 'paused']);
     expect(nothing).toMatchObject({ code: 1, stdout: '' });
-    expect(nothing.stderr).toMatch(/^error: the account is not locked, and its second-factor verification is not paused\n$/);
+    expect(nothing.stderr).toMatch(/^error: the account is not locked, its second-factor verification is not paused, and its sign-in is not rate-limited\n$/);
     await expect(bed.gh.services.admin.accountOps.setStatus(account.accountId, 'unlock', cliCall())).rejects.toThrow(/not locked/);
   });
 
@@ -187,7 +187,7 @@ describe('the pause after ten wrong codes', () => {
     const helpdesk = await createMachine(bed.gh, 'Helpdesk robot', 'admin:helpdesk');
     const res = await api(bed.gh, 'POST', `/accounts/${account.accountId}/unlock`, { token: helpdesk.token });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ account: expect.objectContaining({ accountId: account.accountId, status: 'active' }), cleared: { lockout: false, secondFactorPause: true } });
+    expect(res.body).toEqual({ account: expect.objectContaining({ accountId: account.accountId, status: 'active' }), cleared: { lockout: false, secondFactorPause: true, signInThrottle: false } });
     expect((await api(bed.gh, 'POST', `/accounts/${account.accountId}/unlock`, { token: helpdesk.token })).status).toBe(409);
     // A window not yet full is no pause: nothing to unlock, and its count stays.
     await bed.gh.services.guesses.model.create({ _id: account.accountId, count: 9, expiresAt: new Date(now.getTime() + 600_000) });

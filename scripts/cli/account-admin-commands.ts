@@ -168,15 +168,19 @@ export function addAccountAdminCommands(account: Command, io: CliIO): void {
         new Printer(io, opts.json === true).result(result, () => {
           const revoked = result.revoked ? ` Ended ${result.revoked.sessions} session(s), revoked ${result.revoked.grants} grant(s) and ${result.revoked.tokens} token(s).` : '';
           const lifted = result.cleared
-            ? [result.cleared.lockout && 'the lock after wrong passwords', result.cleared.secondFactorPause && 'the pause after wrong two-step verification codes'].filter(Boolean)
+            ? [
+                result.cleared.lockout && 'the lock after wrong passwords',
+                result.cleared.secondFactorPause && 'the pause after wrong two-step verification codes',
+                result.cleared.signInThrottle && 'the sign-in rate limit',
+              ].filter((x): x is string => typeof x === 'string')
             : [];
-          const cleared = lifted.length ? ` Cleared ${lifted.join(' and ')}.` : '';
+          const cleared = lifted.length ? ` Cleared ${lifted.length > 1 ? `${lifted.slice(0, -1).join(', ')} and ${lifted.at(-1)!}` : lifted[0]!}.` : '';
           return `${done} account "${result.account.userId}" (now ${result.account.status}).${cleared}${revoked}\n`;
         });
       });
   statusCommand('disable', 'disable an account: it can no longer sign in; its sessions, grants and tokens are revoked', 'Disabled');
   statusCommand('enable', 'enable a disabled account', 'Enabled');
-  statusCommand('unlock', 'unlock an account: lifts a lock after wrong passwords and a pause after wrong two-step verification codes', 'Unlocked');
+  statusCommand('unlock', 'unlock an account: lifts a lock after wrong passwords, a pause after wrong two-step verification codes and the sign-in rate limit on its User ID and email', 'Unlocked');
 
   account
     .command('reset-second-factor')

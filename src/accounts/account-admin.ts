@@ -106,10 +106,14 @@ const TRANSITIONS = {
 } as const satisfies Record<string, { from: readonly AccountStatus[]; to: AccountStatus }>;
 export type StatusAction = keyof typeof TRANSITIONS;
 
-/** What an unlock cleared: a lock after wrong passwords, a pause after wrong second-factor codes, or both. */
+/**
+ * What an unlock cleared: a lock after wrong passwords, a pause after wrong second-factor codes, the
+ * sign-in rate limit on the account's User ID or email (src/http/rate-limit.ts), or several of these.
+ */
 export interface UnlockCleared {
   lockout: boolean;
   secondFactorPause: boolean;
+  signInThrottle: boolean;
 }
 
 export class AccountAdmin {
@@ -118,7 +122,7 @@ export class AccountAdmin {
     private readonly accounts: AccountService,
     private readonly lockout?: Lockout,
     private readonly guesses?: Pick<GuessLimit, 'lift' | 'clear'>,
-    private readonly rateLimits?: Pick<RateLimits, 'reset'>,
+    private readonly rateLimits?: Pick<RateLimits, 'reset' | 'identifierLimited'>,
   ) {}
 
   /**
@@ -127,6 +131,13 @@ export class AccountAdmin {
    */
   private async liftSignInThrottle(raw: RawAccount, actor: RateLimitRequestFacts['actor']): Promise<void> {
     for (const identifier of [raw.userId, raw.email]) if (identifier) await this.rateLimits?.reset('signin', { identifier }, actor ? { actor } : {});
+  }
+
+  /** Whether the sign-in throttle is in force for the account's User ID or email (the next sign-in would get a 429). */
+  private async signInThrottled(raw: RawAccount): Promise<boolean> {
+    if (!this.rateLimits) return false;
+    for (const identifier of [raw.userId, raw.email]) if (identifier && (await this.rateLimits.identifierLimited('signin', identifier))) return true;
+    return false;
   }
 
   /** Adds the temporary lock (from the lockout records) to accounts read from the collection. */
@@ -247,29 +258,36 @@ export class AccountAdmin {
 
   /**
    * disable: active|locked → disabled; enable: disabled → active; unlock: locked → active. Unlock also clears
-   * a temporary lock (wrong passwords) and a second-factor pause (wrong codes), and says which it cleared.
+   * a temporary lock (wrong passwords), a second-factor pause (wrong codes) and the sign-in throttle on the
+   * account's identifiers, and says which it cleared; on an active account, any one of them is enough.
    */
   async setStatus(accountId: string, action: StatusAction, actor?: RateLimitRequestFacts['actor']): Promise<{ account: AccountView; changes: Changes; cleared?: UnlockCleared }> {
     let pausedUntil: Date | null = null;
-    if (action === 'unlock' && (this.lockout || this.guesses)) {
+    let throttled = false;
+    if (action === 'unlock' && (this.lockout || this.guesses || this.rateLimits)) {
       // A temporary lock and a pause are cleared here; a `locked` status continues below to active.
       const current = await this.load(accountId);
       const raw = (await this.collection.findOne({ accountId })) as unknown as RawAccount;
       if (raw.status === 'active') {
         const locked = (await this.lockout?.unlock(accountId, [raw.userId, raw.email])) ?? false;
         pausedUntil = (await this.guesses?.lift(accountId)) ?? null;
-        if (!locked && !pausedUntil) throw new ConflictError('the account is not locked, and its second-factor verification is not paused');
+        // Many successful sign-ins in a short time throttle an account that is neither locked nor paused.
+        throttled = await this.signInThrottled(raw);
+        if (!locked && !pausedUntil && !throttled) {
+          throw new ConflictError('the account is not locked, its second-factor verification is not paused, and its sign-in is not rate-limited');
+        }
         // Only with a real unlock (a refused one must change nothing): the throttle, and the wrong codes
         // short of a pause, so that one more wrong code does not pause the account again at once.
         await this.liftSignInThrottle(raw, actor);
         await this.guesses?.clear(accountId);
         const changes: Changes = locked ? { status: { before: 'locked', after: 'active' }, lockedUntil: { before: current.lockedUntil ?? null, after: null } } : {};
         if (pausedUntil) changes.secondFactorPausedUntil = { before: pausedUntil, after: null };
-        return { account: accountView({ ...raw, lockedUntil: null }), changes, cleared: { lockout: locked, secondFactorPause: pausedUntil !== null } };
+        return { account: accountView({ ...raw, lockedUntil: null }), changes, cleared: { lockout: locked, secondFactorPause: pausedUntil !== null, signInThrottle: throttled } };
       }
       if (raw.status === 'locked') {
         await this.lockout?.unlock(accountId, [raw.userId, raw.email]);
         pausedUntil = (await this.guesses?.lift(accountId)) ?? null;
+        throttled = await this.signInThrottled(raw);
         await this.liftSignInThrottle(raw, actor);
         await this.guesses?.clear(accountId);
       }
@@ -288,7 +306,7 @@ export class AccountAdmin {
     if (after.lockedUntil && action !== 'disable') changes.lockedUntil = { before: after.lockedUntil, after: null };
     if (pausedUntil) changes.secondFactorPausedUntil = { before: pausedUntil, after: null };
     const account = accountView({ ...after, status: to, ...(action !== 'disable' ? { lockedUntil: null } : {}), updatedAt: new Date() });
-    return { account, changes, ...(action === 'unlock' ? { cleared: { lockout: true, secondFactorPause: pausedUntil !== null } } : {}) };
+    return { account, changes, ...(action === 'unlock' ? { cleared: { lockout: true, secondFactorPause: pausedUntil !== null, signInThrottle: throttled } } : {}) };
   }
 
   /** Removes every second-factor credential; the person enrols again at their next sign-in. */

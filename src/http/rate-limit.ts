@@ -178,6 +178,22 @@ export class RateLimits {
   }
 
   /**
+   * Whether an identifier is over its limit in a bucket right now (the next request with it would be
+   * refused), without consuming: lets an administrator's unlock tell a throttle in force from none.
+   */
+  async identifierLimited(bucket: RateLimitBucket, identifier: string): Promise<boolean> {
+    await this.init();
+    const key = this.identifierKeyFor(identifier);
+    if (key === null) return false;
+    try {
+      const current = await this.limiters[bucket].identifier.get(key);
+      return current !== null && current.consumedPoints >= this.config[bucket].identifier.points;
+    } catch (err) {
+      throw new RateLimitUnavailableError(err);
+    }
+  }
+
+  /**
    * Clears the counters of the given keys in a bucket (e.g. an administrator lifting a throttle).
    * Audited as `ratelimit.reset` for each key that was over its limit. Returns the key kinds cleared.
    */

@@ -289,6 +289,33 @@ describe('status, second factor and sessions', () => {
     expect(entry!.changes).toMatchObject({ status: { before: 'locked', after: 'active' } });
   });
 
+  test('unlock lifts the sign-in rate limit of an account that is neither locked nor paused, audited; 409 once nothing is in force', async () => {
+    const person = await createPerson(gh, console_.rp, 'busy-signer', []);
+    const limits = gh.services.rateLimits;
+    // Use up the identifier's allowance from another address, so only the identifier is over its limit.
+    for (let i = 0; i < limits.config.signin.identifier.points; i++) await limits.consume('signin', { ip: '203.0.113.77', identifier: 'busy-signer@example.com' });
+    await expect(signInForToken(console_.rp, 'busy-signer@example.com')).rejects.toThrow();
+    expect(await limits.identifierLimited('signin', 'busy-signer@example.com')).toBe(true);
+
+    const res = await api(gh, 'POST', `/accounts/${person.accountId}/unlock`, as(helpdesk));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ account: expect.objectContaining({ status: 'active' }), cleared: { lockout: false, secondFactorPause: false, signInThrottle: true } });
+    expect(await limits.identifierLimited('signin', 'busy-signer@example.com')).toBe(false);
+    expect((await signInForToken(console_.rp, 'busy-signer@example.com')).accessToken).toEqual(expect.any(String));
+
+    const [unlocked] = await auditEntries(gh, { type: 'admin.account.unlocked', 'target.id': person.accountId });
+    expect(unlocked).toMatchObject({ actor: { kind: 'account', id: helpdesk.accountId }, details: { cleared: { signInThrottle: true } } });
+    const [reset] = await auditEntries(gh, { type: 'ratelimit.reset' });
+    expect(reset).toMatchObject({ actor: { kind: 'account', id: helpdesk.accountId }, details: { bucket: 'signin', limitedBy: 'identifier' } });
+
+    // A few sign-ins short of the limit are not a throttle in force: nothing to unlock, and nothing changed.
+    await limits.consume('signin', { ip: '203.0.113.77', identifier: 'busy-signer' });
+    const nothing = await api(gh, 'POST', `/accounts/${person.accountId}/unlock`, as(helpdesk));
+    expect(nothing.status).toBe(409);
+    expect(nothing.body.error_description).toBe('the account is not locked, its second-factor verification is not paused, and its sign-in is not rate-limited');
+    expect(await gh.services.connection.collection('rate_limits').countDocuments({ key: `signin:identifier:${limits.identifierKeyFor('busy-signer')}` })).toBe(1);
+  });
+
   test('resetting the second factor removes the credentials and the enrolment', async () => {
     const account = await gh.services.accounts.create({ userId: 'two-factor', name: 'Two Factor', password: PASSWORD });
     const credentials = gh.services.connection.collection('credentials');

@@ -98,6 +98,20 @@ describe('accounts', () => {
     expect(types).toEqual(expect.arrayContaining(['admin.account.updated', 'admin.account.disabled', 'admin.account.enabled', 'admin.account.unlocked', 'admin.account.second_factor_reset', 'admin.account.sessions_revoked', 'admin.account.password_reset_requested', 'admin.account.trusted_devices_revoked']));
   });
 
+  test('unlock lifts a sign-in rate limit on an account that is not locked, audited with the CLI as actor', async () => {
+    const account = await gh.services.accounts.create({ userId: 'throttled', name: 'Throttled', email: 'throttled@example.com', password: PASSWORD });
+    const limits = gh.services.rateLimits;
+    for (let i = 0; i <= limits.config.signin.identifier.points; i++) await limits.consume('signin', { ip: '198.51.100.7', identifier: 'Throttled' });
+    const unlocked = await cli(['account', 'unlock', 'throttled']);
+    expect(unlocked).toEqual({ code: 0, stderr: '', stdout: 'Unlocked account "throttled" (now active). Cleared the sign-in rate limit.\n' });
+    expect(await limits.identifierLimited('signin', 'throttled')).toBe(false);
+    const [reset] = await auditEntries(gh, { type: 'ratelimit.reset' });
+    expect(reset).toMatchObject({ actor: { kind: 'system', id: `cli:${userInfo().username}` }, details: { bucket: 'signin', limitedBy: 'identifier' } });
+    const [entry] = await auditEntries(gh, { type: 'admin.account.unlocked', 'target.id': account.accountId });
+    expect(entry).toMatchObject({ actor: { kind: 'system', id: `cli:${userInfo().username}` }, details: { cleared: { lockout: false, secondFactorPause: false, signInThrottle: true } } });
+    failed(await cli(['account', 'unlock', 'throttled']), /^error: the account is not locked, its second-factor verification is not paused, and its sign-in is not rate-limited\n$/);
+  });
+
   test('failures: one clear line, exit 1', async () => {
     failed(await cli(['account', 'show', 'nobody-here']), /no account with id, User ID or email "nobody-here"/);
     failed(await cli(['account', 'update', 'invitee']), /nothing to change/);
