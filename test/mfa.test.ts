@@ -274,19 +274,99 @@ describe('email codes', () => {
     ]);
   });
 
-  test('the hourly cap on codes holds across sign-ins', async () => {
+  test('two sign-ins in two browsers a second apart: each code signs in its own browser, and not the other', async () => {
+    await account('carla', 'US');
+    await enrolByEmail('carla');
+    const since = smtp.received.length;
+    const c = await password('carla');
+    const codeC = await mailedCode('carla@example.com', since);
+    clock.advance(1);
+    const sinceD = smtp.received.length;
+    const d = await password('carla'); // another browser
+    expect(d.browser).not.toBe(c.browser);
+    const codeD = await mailedCode('carla@example.com', sinceD);
+
+    // C's code is a wrong code in D (unless the two random codes happen to be equal).
+    if (codeC !== codeD) {
+      const refused = await post(d, d.after, '/second-factor', { code: codeC });
+      expect(refused.status).toBe(401);
+      expect(refused.body).toContain('That code is not right.');
+    }
+    const doneC = await post(c, c.after, '/second-factor', { code: codeC });
+    expect(doneC.body).not.toContain('There is no code waiting for this sign-in');
+    expect(await claimsOf(c, doneC)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'], acr: MFA });
+    const doneD = await post(d, d.after, '/second-factor', { code: codeD });
+    expect(await claimsOf(d, doneD)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'], acr: MFA });
+  });
+
+  test('a resend in one of two sign-ins replaces only that sign-in\'s code', async () => {
+    await account('rosa', 'US');
+    await enrolByEmail('rosa');
+    const since = smtp.received.length;
+    const c = await password('rosa');
+    const firstC = await mailedCode('rosa@example.com', since);
+    clock.advance(1);
+    const sinceD = smtp.received.length;
+    const d = await password('rosa');
+    const codeD = await mailedCode('rosa@example.com', sinceD);
+
+    clock.advance(30);
+    const sinceResend = smtp.received.length;
+    const resent = await post(c, c.after, '/second-factor/resend');
+    expect(resent.body).toContain('We sent a new code.');
+    const secondC = await mailedCode('rosa@example.com', sinceResend);
+    if (secondC !== firstC) {
+      const stale = await post(c, resent, '/second-factor', { code: firstC });
+      expect(stale.status).toBe(401);
+      expect(stale.body).toContain('That code is not right.');
+    }
+    const doneC = await post(c, resent, '/second-factor', { code: secondC });
+    expect(await claimsOf(c, doneC)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'] });
+    const doneD = await post(d, d.after, '/second-factor', { code: codeD });
+    expect(await claimsOf(d, doneD)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'] });
+  });
+
+  test('the hourly cap on codes holds across sign-ins; a new sign-in it stops is not told a code was sent', async () => {
     await account('cappy', 'US');
     await enrolByEmail('cappy');
+    // A verified phone too: the page offers it instead.
+    await gh.services.accounts.model.updateOne({ userId: 'cappy' }, { $set: { phone: '+14155550177', phoneVerified: true } });
+    let fifth: (AuthorizationAttempt & { after: Page }) | undefined;
     for (let i = 0; i < 5; i++) {
       const since = smtp.received.length;
-      const attempt = await password('cappy');
-      expect(attempt.after.body).toContain('Enter the code we emailed to c•••@example.com');
+      fifth = await password('cappy');
+      expect(fifth.after.body).toContain('Enter the code we emailed to c•••@example.com');
       await mailedCode('cappy@example.com', since);
       clock.advance(1);
     }
+    // now = first send + 5 s: the first send leaves the hour in 3595 s, i.e. in 60 minutes (rounded up).
     const sixth = await password('cappy');
-    expect(sixth.after.body).toContain('Too many codes were sent in the last hour.');
+    expect(sixth.after.body).toContain('No code could be emailed to c•••@example.com for this sign-in.');
+    expect(sixth.after.body).not.toContain('Enter the code we emailed');
+    expect(sixth.after.body).toContain('Too many codes were sent in the last hour. You can ask for a new code in 60 minutes. Use another way to verify, or try again then.');
+    expect(sixth.after.body).not.toContain('name="code"'); // nothing to type
+    expect(sixth.after.body).toContain('Text me a code instead');
     expect(smtp.received.filter((m) => m.to.includes('cappy@example.com'))).toHaveLength(5);
+
+    // A reload still claims no code.
+    const uid = /\/interaction\/([^/?#]+)/.exec(sixth.page.url)![1]!;
+    const reloaded = await sixth.browser.follow(`${gh.url}/interaction/${uid}`, isCallback);
+    expect(reloaded.body).toContain('No code could be emailed to c•••@example.com for this sign-in.');
+    expect(reloaded.body).not.toContain('Enter the code we emailed');
+
+    // The sign-in whose code was sent still says so when its resend meets the cap: that code still works.
+    clock.advance(30);
+    const capped = await post(fifth!, fifth!.after, '/second-factor/resend');
+    expect(capped.body).toContain('Too many codes were sent in the last hour.');
+    expect(capped.body).toContain('Enter the code we emailed to c•••@example.com');
+    expect(capped.body).toContain('name="code"');
+
+    // The other method works in the capped sign-in.
+    const sinceSms = sms.received.length;
+    const switched = await post(sixth, sixth.after, '/second-factor/method', { method: 'sms-otp' });
+    expect(switched.body).toContain('Enter the code we texted to');
+    const done = await post(sixth, switched, '/second-factor', { code: await textedCode('+14155550177', sinceSms) });
+    expect(await claimsOf(sixth, done)).toMatchObject({ amr: ['pwd', 'sms', 'mfa'] });
   });
 
   test('an expired code is refused', async () => {

@@ -63,6 +63,11 @@ export function createSecondFactors(factors: Factors, policies: PolicySource, ac
       return toSendResult(result);
     },
 
+    async codeSent(method, account, context) {
+      const channel = method === 'email-otp' ? 'email' : 'sms';
+      return factors.otp.wasSent({ accountId: account.accountId, channel, purpose: 'signin', interactionId: context.interactionId ?? null });
+    },
+
     async verify(method, account, code, context, read): Promise<VerifyOutcome> {
       const subject = subjectOf(account);
       switch (method) {

@@ -31,6 +31,8 @@ export interface SecondFactors {
   readMethods(account: AccountDocument, forVerifying?: SecondFactorMethod): Promise<MethodsRead>;
   /** Sends a sign-in code (email or SMS); other methods need nothing sent. */
   send(method: 'email-otp' | 'sms-otp', account: AccountDocument, context: ChallengeContext): Promise<SendResult>;
+  /** Whether a sign-in code was sent by `method` in this interaction (it may since be used, expired or burnt). */
+  codeSent(method: 'email-otp' | 'sms-otp', account: AccountDocument, context: ChallengeContext): Promise<boolean>;
   verify(method: SecondFactorMethod, account: AccountDocument, code: string, context: ChallengeContext, read?: MethodsRead): Promise<VerifyOutcome>;
   /**
    * The shape `method`'s codes have, when `code` does not have it (so it can never be right: not a guess);
@@ -66,6 +68,16 @@ export const METHOD_LABELS: Record<SecondFactorMethod, { switchTo: string; optio
 export function sendFailureMessage(result: SendResult, alternative: string): string | null {
   if (result.ok) return null;
   if (result.reason === 'cooldown') return `A code was sent moments ago. You can ask for another in ${result.retryAfterSeconds ?? 30} seconds.`;
-  if (result.reason === 'hourly_cap') return `Too many codes were sent in the last hour. ${alternative}, or try again later.`;
+  if (result.reason === 'hourly_cap') {
+    const wait = result.retryAfterSeconds === undefined ? 'later' : `in ${waitText(result.retryAfterSeconds)}`;
+    return `Too many codes were sent in the last hour. You can ask for a new code ${wait}. ${alternative}, or try again then.`;
+  }
   return `We could not send a code just now. ${alternative}, or try again shortly.`;
+}
+
+/** "45 seconds", "1 minute", "55 minutes": rounded up, so the person never asks too early. */
+function waitText(seconds: number): string {
+  if (seconds < 60) return `${seconds} ${seconds === 1 ? 'second' : 'seconds'}`;
+  const minutes = Math.ceil(seconds / 60);
+  return `${minutes} ${minutes === 1 ? 'minute' : 'minutes'}`;
 }

@@ -27,6 +27,12 @@ const PROMPTS: Record<SecondFactorMethod, (destination: string) => string> = {
   'recovery-codes': () => 'Enter one of the recovery codes you saved when you set up two-step verification.',
 };
 
+/** The prompt while no code was sent for this sign-in (the hourly cap, a failed delivery): claims no code. */
+const NO_CODE_PROMPTS: Record<'email-otp' | 'sms-otp', (destination: string) => string> = {
+  'email-otp': (d) => `No code could be emailed to ${d} for this sign-in.`,
+  'sms-otp': (d) => `No code could be texted to ${d} for this sign-in.`,
+};
+
 /** What to type instead of input that cannot be a code; said on the same form. */
 function shapeMessage(method: SecondFactorMethod, shape: CodeShape): string {
   if (shape.kind === 'recovery-code') return 'Enter one of your recovery codes as you saved it: 10 letters and digits, such as abcde-23456.';
@@ -124,13 +130,18 @@ export class SecondFactorStep implements SecondFactorStepApi {
     const until = method === 'webauthn' ? null : await this.pausedUntil(current);
     const minutesLeft = until ? Math.max(1, Math.ceil((until.getTime() - this.flow.deps.clock.now().getTime()) / 60_000)) : 0;
     const paused = until ? { error: pauseMessage(minutesLeft), notice: null } : {};
+    // Another sign-in's code does not work here, so only a code sent in this interaction makes "enter the code" true.
+    const codeMethod = method === 'email-otp' || method === 'sms-otp';
+    const noCode = codeMethod && !(await this.flow.deps.factors.codeSent(method, current.account, this.flow.challengeContext(current.ctx, current.details)));
     return this.flow.view(
       current.details,
       'second-factor',
       {
         title: 'Verify it’s you',
         method,
-        prompt: PROMPTS[method](destination),
+        prompt: noCode ? NO_CODE_PROMPTS[method](destination) : PROMPTS[method](destination),
+        // Nothing to type without a code; while paused the (disabled) form stays, the pause message says why.
+        codeForm: !noCode || Boolean(until),
         codeLabel: method === 'recovery-codes' ? 'Recovery code' : 'Code',
         canResend: !until && (method === 'email-otp' || method === 'sms-otp'),
         paused: Boolean(until),
