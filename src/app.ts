@@ -111,7 +111,7 @@ export async function createServices(config: Config, log: Logger, connection: Co
   const sms = createSmsGateway(config.sms, config.env, log);
   const relyingParty = resolveRelyingPartySettings(config.webauthn, config.issuer);
   if (!relyingParty.ok) log.warn({ problems: relyingParty.problems }, 'passkeys (WebAuthn) are unavailable with this issuer');
-  const factors = await createFactors({ connection, secretBox, mailer, sms, hasher, policies, clock, log, ...(relyingParty.ok ? { relyingParty: relyingParty.relyingParty } : {}) });
+  const factors = await createFactors({ connection, secretBox, mailer, sms, hasher, policies, clock, log, onEmailProven: (accountId, email) => accounts.markEmailProven(accountId, email), ...(relyingParty.ok ? { relyingParty: relyingParty.relyingParty } : {}) });
   const secondFactors = createSecondFactors(factors, policies, accounts);
   const signInStates = new SignInStates(connection);
   // Unknown identifiers are counted under a keyed hash, so the lockout collection never holds what was typed.

@@ -120,6 +120,14 @@ export class AccountService {
     return { ok: true };
   }
 
+  /**
+   * A code mailed to `email` was entered: the address is proven. Only while it is still the account's address
+   * (one conditional update, so an address changed meanwhile is not marked).
+   */
+  async markEmailProven(accountId: string, email: string): Promise<void> {
+    await this.model.updateOne({ accountId, emailLower: email.trim().toLowerCase(), emailVerified: { $ne: true } }, { $set: { emailVerified: true } }).exec();
+  }
+
   /** The password rules applied to this account's new password (it must not contain the User ID, etc.). */
   async checkNewPassword(accountId: string, password: string): Promise<{ ok: true } | { ok: false; problems: string[] }> {
     const account = await this.findByAccountId(accountId);

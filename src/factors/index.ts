@@ -70,6 +70,8 @@ export interface FactorDependencies {
   relyingParty?: RelyingParty;
   clock?: Clock;
   log: Logger;
+  /** See EmailOtpFactor: an entered email code proves the address. */
+  onEmailProven?: (accountId: string, email: string) => Promise<void>;
 }
 
 export interface Factors {
@@ -101,7 +103,7 @@ export async function createFactors(deps: FactorDependencies): Promise<Factors> 
   await Promise.all([otp.ensureIndexes(), ensureCredentialIndexes(connection), webauthn.ensureIndexes(), trustedDevice.ensureIndexes()]);
   return {
     otp,
-    emailOtp: new EmailOtpFactor({ store: otp, mailer: deps.mailer, policies: deps.policies, log }),
+    emailOtp: new EmailOtpFactor({ store: otp, mailer: deps.mailer, policies: deps.policies, log, ...(deps.onEmailProven ? { onEmailProven: deps.onEmailProven } : {}) }),
     smsOtp: new SmsOtpFactor({ connection, store: otp, sms: deps.sms, policies: deps.policies, log }),
     totp: new TotpFactor({ connection, secretBox: deps.secretBox, clock, log }),
     recoveryCodes: new RecoveryCodesFactor({ connection, mac, clock, log }),
