@@ -24,8 +24,8 @@ export function auditCommands(io: CliIO): Command {
   audit
     .command('list')
     .description('list audit entries, newest first')
-    .option('--actor <id>', 'actor id: account id, client id, or cli:<user>')
-    .option('--target <id>', 'target id (account, client, grant, registration token)')
+    .option('--actor <id>', 'actor as the ACTOR column shows it (e.g. system:cli:<user>, account:<id>), or its id alone')
+    .option('--target <id>', 'target as the TARGET column shows it (e.g. account:<id>), or its id alone')
     .option('--type <type>', 'event type, or a prefix ending in * (e.g. "admin.account.*")')
     .addOption(new Option('--outcome <outcome>', 'success or failure').choices(['success', 'failure']))
     .option('--request-id <id>', 'request/correlation id')

@@ -138,6 +138,20 @@ export interface AuditQuery {
   limit: number;
 }
 
+/**
+ * A party filter takes the bare id (`cli:root`) or the `kind:id` form that listings show (`system:cli:root`,
+ * `account:<id>`; `anonymous:-` for a party without id). An id that itself looks like `kind:id` still
+ * matches as a bare id, so no existing filter changes meaning.
+ */
+function partyFilter(party: 'actor' | 'target', value: string): Record<string, unknown> {
+  const byId = { [`${party}.id`]: value };
+  const qualified = /^([a-z_-]+):(.+)$/.exec(value);
+  if (!qualified) return byId;
+  const [, kind, id] = qualified as unknown as [string, string, string];
+  const byKind = { [`${party}.kind`]: kind, [`${party}.id`]: id === '-' ? { $exists: false } : id };
+  return { $or: [byKind, byId] };
+}
+
 function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
@@ -227,8 +241,8 @@ export class AuditLog {
   /** One page of entries, newest first, in a stable order: `at` then `_id`. */
   async query(q: AuditQuery): Promise<{ items: StoredAuditEvent[]; more: boolean }> {
     const and: Record<string, unknown>[] = [];
-    if (q.actor) and.push({ 'actor.id': q.actor });
-    if (q.target) and.push({ 'target.id': q.target });
+    if (q.actor) and.push(partyFilter('actor', q.actor));
+    if (q.target) and.push(partyFilter('target', q.target));
     if (q.type) and.push({ type: q.type.endsWith('*') ? { $regex: `^${escapeRegex(q.type.slice(0, -1))}` } : q.type });
     if (q.outcome) and.push({ outcome: q.outcome });
     if (q.requestId) and.push({ requestId: q.requestId });

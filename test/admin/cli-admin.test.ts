@@ -162,6 +162,11 @@ describe('audit', () => {
     const next = json(await cli(['audit', 'list', '--type', 'admin.account.*', '--limit', '2', '--cursor', page.nextCursor, '--json']));
     expect(next.items.map((e: { id: string }) => e.id)).not.toContain(page.items[0].id);
     const human = await cli(['audit', 'list', '--actor', `cli:${userInfo().username}`, '--limit', '3']);
+    // The ACTOR column's own text is accepted as the filter, and finds the same entries.
+    const shownActor = /^\S+\s+\S+\s+\S+\s+(\S+)/.exec(human.stdout.split('\n')[2]!)![1]!;
+    expect(shownActor).toBe(`system:cli:${userInfo().username}`);
+    const byShown = await cli(['audit', 'list', '--actor', shownActor, '--limit', '3']);
+    expect(byShown).toEqual(human);
     expect(human.stdout.split('\n')[0]).toMatch(/^AT\s+TYPE\s+OUTCOME\s+ACTOR\s+TARGET\s+IP\s+REQUEST ID$/);
     expect(human.stdout).toMatch(/More: --cursor \S+/);
     failed(await cli(['audit', 'list', '--cursor', 'garbage']), /cursor: is not a cursor from this list/);
