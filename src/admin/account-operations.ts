@@ -200,6 +200,10 @@ export class AccountOperations {
     await this.assertMayManage(call, accountId);
     const account = await this.deps.accountAdmin.raw(accountId);
     refuseDisabled(account);
+    // An invited account has no password to reset, and recovery cannot help it (it has no security code yet).
+    if (!account.passwordHash) {
+      throw new ConflictError('the account has no password yet (it was invited and has not activated): resend its invitation instead (POST /accounts/{id}/invitation, or `account resend-invitation`)');
+    }
     if (!account.email) throw new ConflictError('the account has no email address to send the request to');
     let sent = true;
     try {

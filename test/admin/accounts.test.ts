@@ -346,6 +346,20 @@ describe('status, second factor and sessions', () => {
     expect(entry!.details).toMatchObject({ sessions: 2, grants: 2 });
   });
 
+  test('password reset of an invited account that has no password yet is a 409 pointing to its invitation; nothing is mailed', async () => {
+    const created = await api(gh, 'POST', '/accounts', { ...as(admin), body: { userId: 'not-yet', name: 'Not Yet', email: 'not-yet@example.com' } });
+    expect(created.body).toMatchObject({ account: { hasPassword: false }, invitation: { sent: true } });
+    await smtp.waitFor('not-yet@example.com');
+    const mailsBefore = smtp.received.length;
+    const res = await api(gh, 'POST', `/accounts/${created.body.account.accountId}/password-reset`, as(helpdesk));
+    expect(res.status).toBe(409);
+    expect(res.body.error_description).toMatch(/^the account has no password yet \(it was invited and has not activated\): resend its invitation instead \(POST \/accounts\/\{id\}\/invitation/);
+    expect(smtp.received.slice(mailsBefore).filter((m) => m.to.includes('not-yet@example.com'))).toEqual([]);
+    expect(await auditEntries(gh, { type: 'admin.account.password_reset_requested', 'target.id': created.body.account.accountId })).toEqual([]);
+    // The way it points to works: the invitation is sent again.
+    expect((await api(gh, 'POST', `/accounts/${created.body.account.accountId}/invitation`, as(admin))).body).toMatchObject({ invitation: { sent: true } });
+  });
+
   test('password reset mails the person a request to use self-service recovery, and is audited', async () => {
     const sentBefore = smtp.received.length;
     const res = await api(gh, 'POST', `/accounts/${helpdesk.accountId}/password-reset`, as(admin));

@@ -90,7 +90,12 @@ describe('accounts', () => {
     expect(json(await cli(['account', 'unlock', 'invitee', '--json'])).account).toMatchObject({ status: 'active', lockedUntil: null });
 
     expect(json(await cli(['account', 'reset-second-factor', 'invitee', '--json']))).toMatchObject({ credentialsRemoved: 0, hadSecondFactor: false });
-    expect(json(await cli(['account', 'reset-password', 'invitee', '--json']))).toEqual({ sent: true });
+    // An invited account has no password to reset: the answer points to its invitation, and nothing is mailed.
+    const mailsBefore = smtp.received.length;
+    failed(await cli(['account', 'reset-password', 'invitee']), /^error: the account has no password yet \(it was invited and has not activated\): resend its invitation instead .*account resend-invitation/);
+    expect(smtp.received.slice(mailsBefore).filter((m) => m.to.includes('invitee@example.com'))).toEqual([]);
+    expect(await auditEntries(gh, { type: 'admin.account.password_reset_requested', 'target.id': updated.account.accountId })).toEqual([]);
+    expect(json(await cli(['account', 'reset-password', 'first-admin', '--json']))).toEqual({ sent: true });
     expect(json(await cli(['account', 'devices', 'invitee', '--json']))).toEqual({ items: [] });
     expect((await cli(['account', 'revoke-devices', 'invitee'])).stdout).toBe('Revoked 0 trusted device(s); their next sign-in asks for the second factor.\n');
     expect(json(await cli(['account', 'revoke-sessions', 'first-admin', '--json'])).revoked).toMatchObject({ sessions: 1, grants: 1 });
