@@ -49,6 +49,7 @@ import { loadProviderKeys, type ProviderKeys } from './oidc/keys.js';
 import { buildProvider } from './oidc/provider.js';
 import { revokeOnSelfDeletion } from './oidc/registration.js';
 import { PolicyStore, policiesFile, type MarketCatalogue, type PolicySource } from './policy/policy-store.js';
+import { appReturns } from './recovery/app-return.js';
 import { Recovery } from './recovery/recovery.js';
 import { RecoveryFlows } from './recovery/recovery-flows.js';
 import { recoveryRoutes } from './recovery/routes.js';
@@ -277,7 +278,7 @@ export function createApp(services: Services): Koa {
     issuer: config.issuer,
   });
   const formCsrf = new FormCsrf(createHmac('sha256', services.keys.cookieKeys[0]!).update('gatehouse:form-csrf').digest(), config.issuer.startsWith('https:'));
-  ours.push(recoveryRoutes({ recovery, csrf: formCsrf, rateLimits: services.rateLimits, secureCookies: config.issuer.startsWith('https:'), passwordRules: config.password }).routes());
+  ours.push(recoveryRoutes({ recovery, csrf: formCsrf, rateLimits: services.rateLimits, secureCookies: config.issuer.startsWith('https:'), passwordRules: config.password, appReturns: appReturns(provider) }).routes());
 
   if (config.demo.enabled) {
     const demo = demoRoutes(services);

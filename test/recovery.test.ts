@@ -190,6 +190,63 @@ describe('forgot password', () => {
   });
 });
 
+describe('recovery started from an app\'s sign-in page', () => {
+  /** From the app's sign-in page through "Forgot User ID or password?" to the done page. */
+  async function recoverFrom(browser: Browser, signInPage: Page, login: string): Promise<Page> {
+    const forgot = /href="(\/recover\?from=[^"]+)"/.exec(signInPage.body)?.[1];
+    expect(forgot).toBeDefined();
+    const start = await browser.request(new URL(forgot!.replace(/&amp;/g, '&'), signInPage.url).href);
+    expect(start.status).toBe(200);
+    const since = bed.smtp.received.length;
+    const verify = await browser.submit(start, '/recover', { login, channel: 'email' });
+    const password = await browser.submit(verify, '/recover/verify', { securityCode: SECURITY_CODE, passcode: await passcode(`${login}@example.com`, since) });
+    const done = await browser.submit(password, '/recover/password', { password: NEW_PASSWORD, confirm: NEW_PASSWORD });
+    expect(done.body).toContain('Your password was changed');
+    return done;
+  }
+  const doneLink = (page: Page) => /<a class="button primary" href="([^"]*)">([^<]*)<\/a>/.exec(page.body)?.slice(1);
+
+  test('the done page continues the sign-in to the app it started from; signing in there reaches the app', async () => {
+    await createAccount('from-app');
+    const browser = new Browser();
+    const attempt = await startAuthorization(bed.rp, {}, browser);
+    const uid = /\/interaction\/([^/?#]+)/.exec(attempt.page.url)![1]!;
+    const done = await recoverFrom(browser, attempt.page, 'from-app');
+    expect(doneLink(done)).toEqual([`/interaction/${uid}`, 'Continue to recovery RP']);
+    expect(pageText(done.body)).toContain('Continue signing in to recovery RP with your new password.');
+    expect(done.body).not.toContain('Sign in to your account');
+
+    const signIn = await browser.request(new URL(`/interaction/${uid}`, bed.gh.url).href);
+    expect(signIn.status).toBe(200);
+    const callback = await browser.submit(signIn, '/login', { login: 'from-app', password: NEW_PASSWORD }, isCallback);
+    expect(isCallback(callback.url)).toBe(true);
+    expect((await exchange(bed.rp, attempt, callback.url)).claims()!.sub).toBeTruthy();
+  });
+
+  test('once that sign-in has expired, the done page leads to the app\'s registered site instead', async () => {
+    await createAccount('from-app-late');
+    const browser = new Browser();
+    const attempt = await startAuthorization(bed.rp, {}, browser);
+    const uid = /\/interaction\/([^/?#]+)/.exec(attempt.page.url)![1]!;
+    const forgot = /href="(\/recover\?from=[^"]+)"/.exec(attempt.page.body)![1]!;
+    await browser.request(new URL(forgot, bed.gh.url).href);
+    await (await bed.gh.services.provider.Interaction.find(uid))!.destroy();
+    const done = await recoverFrom(browser, attempt.page, 'from-app-late');
+    expect(doneLink(done)).toEqual([`${new URL(RP_REDIRECT).origin}/`, 'Go back to recovery RP']);
+  });
+
+  test('a forged or unknown origin is ignored: the done page keeps the account link, never a URL from the request', async () => {
+    for (const [i, from] of ['https://evil.example/steal', 'no-such-interaction', '//evil.example'].entries()) {
+      await createAccount(`from-nowhere-${i}`);
+      const browser = new Browser();
+      const page: Page = { url: `${bed.gh.url}/interaction/x`, status: 200, headers: new Headers(), body: `<a href="/recover?from=${encodeURIComponent(from)}">` };
+      const done = await recoverFrom(browser, page, `from-nowhere-${i}`);
+      expect(doneLink(done)).toEqual(['/account', 'Sign in to your account']);
+      expect(done.body).not.toContain('evil.example');
+    }
+  });
+});
+
 describe('forgot User ID', () => {
   test('the User ID is mailed if an account has the address; the page is the same either way', async () => {
     await createAccount('Reminded.Person');

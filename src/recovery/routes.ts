@@ -12,9 +12,12 @@ import type { FormCsrf } from '../http/form-csrf.js';
 import type { RateLimits } from '../http/rate-limit.js';
 import { deviceLabel } from '../http/user-agent.js';
 import { afterResponse } from '../http/after-response.js';
+import type { AppReturns, RecoveryOrigin } from './app-return.js';
 import { RECOVERY_FLOW_MINUTES, type AfterAnswer, type Recovery, type RequestFacts } from './recovery.js';
 
 const FLOW_COOKIE = 'gh_recovery';
+/** The app sign-in a recovery started from (interaction id and client id), to lead back there at the end. */
+const ORIGIN_COOKIE = 'gh_recovery_from';
 
 export interface RecoveryRouteOptions {
   recovery: Recovery;
@@ -22,6 +25,8 @@ export interface RecoveryRouteOptions {
   rateLimits: RateLimits;
   secureCookies: boolean;
   passwordRules: { minLength: number; maxLength: number };
+  /** Leads a recovery started from an app's sign-in page back to it; without it the done page links to /account. */
+  appReturns?: AppReturns;
 }
 
 const text = (max: number) => z.string().max(max).default('');
@@ -81,7 +86,33 @@ export function recoveryRoutes(options: RecoveryRouteOptions): Router {
 
   // ── forgot password ──────────────────────────────────────────────────────
 
-  router.get('/recover', async (ctx) => startPage(ctx));
+  // ── where the recovery came from ─────────────────────────────────────────
+
+  const originCookie = { httpOnly: true, secure: options.secureCookies, sameSite: 'lax' as const, path: '/recover', signed: true, overwrite: true };
+  const readOrigin = (ctx: Context): RecoveryOrigin | null => {
+    const raw = ctx.cookies.get(ORIGIN_COOKIE, { signed: true });
+    if (!raw) return null;
+    const [uid, clientId] = raw.split(' ');
+    return uid && clientId ? { uid, clientId } : null;
+  };
+
+  /** The done page's way back: to the app's sign-in when the recovery came from one, else the account area. */
+  const wayBack = async (ctx: Context) => {
+    const origin = readOrigin(ctx);
+    ctx.cookies.set(ORIGIN_COOKIE, '', { ...originCookie, signed: false, expires: new Date(0) });
+    const back = origin && options.appReturns ? await options.appReturns.link(origin) : null;
+    if (!back) return { paragraph: 'Go back to the application you were using and sign in again, or open your account here.', link: { href: '/account', text: 'Sign in to your account' } };
+    return back.continues
+      ? { paragraph: `Continue signing in to ${back.clientName} with your new password.`, link: { href: back.href, text: `Continue to ${back.clientName}` } }
+      : { paragraph: `Go back to ${back.clientName} and sign in again with your new password.`, link: { href: back.href, text: `Go back to ${back.clientName}` } };
+  };
+
+  router.get('/recover', async (ctx) => {
+    // Linked from an app's sign-in page with its interaction id: remembered only if that sign-in is live.
+    const origin = ctx.query.from !== undefined && options.appReturns ? await options.appReturns.origin(ctx.query.from) : null;
+    if (origin) ctx.cookies.set(ORIGIN_COOKIE, `${origin.uid} ${origin.clientId}`, { ...originCookie, maxAge: 60 * 60 * 1000 });
+    return startPage(ctx);
+  });
 
   router.post('/recover', async (ctx) => {
     const { login, channel } = fields(ctx, { login: text(254), channel: text(8) });
@@ -143,15 +174,16 @@ export function recoveryRoutes(options: RecoveryRouteOptions): Router {
       return render(ctx, 'recover-password', passwordPage({ problems: result.problems }), 400);
     }
     ctx.cookies.set(FLOW_COOKIE, '', { path: '/recover', expires: new Date(0), secure: options.secureCookies, httpOnly: true, overwrite: true });
+    const back = await wayBack(ctx);
     return render(ctx, 'recover-done', {
       title: 'Password changed',
       heading: 'Your password was changed',
       paragraphs: [
         `You can now sign in as ${result.userId} with your new password.`,
         'For your security we signed you out everywhere, ended the access of the applications you had signed in to, and forgot your remembered devices. We also emailed you about this change.',
-        'Go back to the application you were using and sign in again, or open your account here.',
+        back.paragraph,
       ],
-      link: { href: '/account', text: 'Sign in to your account' },
+      link: back.link,
     });
   });
 
