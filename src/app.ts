@@ -143,6 +143,7 @@ async function databaseAnswers(connection: Connection, timeoutMs = 2000): Promis
 const ASSETS: Record<string, string> = {
   'gatehouse.css': 'text/css; charset=utf-8',
   'passkey.js': 'text/javascript; charset=utf-8',
+  'favicon.svg': 'image/svg+xml',
   'simplewebauthn-browser.js': 'text/javascript; charset=utf-8',
 };
 /** Assets served straight from an installed package rather than views/assets. */
@@ -226,6 +227,12 @@ export function createApp(services: Services): Koa {
     ctx.type = type;
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = await readFile(PACKAGE_ASSETS[ctx.params.file!] ?? path.join(VIEWS_DIR, 'assets', ctx.params.file!));
+  });
+  // Browsers ask for /favicon.ico whatever the page links: send them to the SVG instead of a 404.
+  site.get('/favicon.ico', (ctx) => {
+    ctx.status = 301;
+    ctx.set('Cache-Control', 'public, max-age=86400');
+    ctx.redirect('/assets/favicon.svg');
   });
   if (services.mailer.devMailbox) {
     const mailbox = services.mailer.devMailbox;

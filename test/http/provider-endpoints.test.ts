@@ -43,3 +43,15 @@ test('our own pages and unknown paths are unchanged', async () => {
   const missing = await fetch(`${gh.url}/token/nothing-here`, { headers: { accept: 'application/json' } });
   expect(missing.status).toBe(404);
 });
+
+test('the favicon: pages link the SVG, and /favicon.ico redirects to it instead of a 404', async () => {
+  const home = await (await fetch(`${gh.url}/`)).text();
+  expect(home).toContain('<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">');
+  const ico = await fetch(`${gh.url}/favicon.ico`, { redirect: 'manual' });
+  expect(ico.status).toBe(301);
+  expect(new URL(ico.headers.get('location')!, gh.url).pathname).toBe('/assets/favicon.svg');
+  const svg = await fetch(`${gh.url}/favicon.ico`);
+  expect(svg.status).toBe(200);
+  expect(svg.headers.get('content-type')).toBe('image/svg+xml');
+  expect(await svg.text()).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+});
