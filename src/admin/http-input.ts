@@ -25,7 +25,23 @@ export function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.infe
   return parsed.data;
 }
 
-export function parseBody<T extends z.ZodType>(ctx: Context, schema: T, what: string): z.infer<T> {
+/** Requests that came without a body (or an empty one): the parser stands `{}` in for them. */
+const emptyBodies = new WeakSet<Context['request']>();
+
+/** Called by the body parser when a request has no body bytes, labelled or not. */
+export function markEmptyBody(ctx: Context): void {
+  emptyBodies.add(ctx.request);
+}
+
+/**
+ * `refuseEmpty` (creates): an empty body is a 400 saying so, since field errors about it ("client_name:
+ * expected string, received undefined") hide the real mistake; a create whose every field is optional
+ * still takes it as {}. Updates keep their own "nothing to change".
+ */
+export function parseBody<T extends z.ZodType>(ctx: Context, schema: T, what: string, options: { refuseEmpty?: boolean } = {}): z.infer<T> {
+  if (options.refuseEmpty && emptyBodies.has(ctx.request) && !schema.safeParse({}).success) {
+    throw new InputError('request body is empty: expected a JSON object', { '(body)': 'is empty: expected a JSON object' });
+  }
   const body: unknown = ctx.request.body;
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new InputError(`invalid ${what}: the body must be a JSON object`, { '(body)': 'must be a JSON object' });

@@ -14,6 +14,7 @@ import { projectRoot } from '../config.js';
 import { createAuthenticator } from './bearer.js';
 import { AdminHttpError, adminErrors } from './errors.js';
 import { authenticated, permissionGuard, principal } from './guard.js';
+import { markEmptyBody } from './http-input.js';
 import { accountRoutes } from './routes/accounts.js';
 import { passkeyRoutes } from './routes/passkeys.js';
 import { auditRoutes } from './routes/audit.js';
@@ -71,8 +72,9 @@ function jsonBodies(): Middleware {
     if (!BODY_METHODS.includes(ctx.method)) return next();
     const hasBody = ctx.request.length > 0 || (ctx.request.length === undefined && ctx.get('transfer-encoding') !== '');
     if (!hasBody) {
-      // No body at all; routes that need one say what is missing.
+      // No body at all; routes that need one say it is missing (parseBody).
       ctx.request.body = {};
+      markEmptyBody(ctx);
       return next();
     }
     const charset = ctx.request.charset.toLowerCase();
@@ -81,7 +83,10 @@ function jsonBodies(): Middleware {
     }
     return parse(ctx, async () => {
       // A chunked request with no bytes is no body, as above.
-      if ((ctx.request as { rawBody?: string }).rawBody === '') ctx.request.body = {};
+      if ((ctx.request as { rawBody?: string }).rawBody === '') {
+        ctx.request.body = {};
+        markEmptyBody(ctx);
+      }
       const body: unknown = ctx.request.body;
       if (body === null || typeof body !== 'object' || Array.isArray(body)) {
         throw new AdminHttpError(400, 'invalid_request', `The request body must be a JSON object, not ${jsonKind(body)}.`);

@@ -252,6 +252,24 @@ describe('bodies and queries of the wrong shape', () => {
     }
   });
 
+  test('an empty body to a create is a 400 saying it is empty, labelled JSON or not; a create with only optional fields still takes it', async () => {
+    const before = await gh.services.accounts.model.countDocuments();
+    for (const target of ['/clients', '/accounts']) {
+      for (const headers of [{ 'content-type': 'application/json' }, {}]) {
+        const res = await api(gh, 'POST', target, { ...as(admin), rawBody: '', headers });
+        expect({ target, headers, status: res.status, body: res.body }).toEqual({
+          target, headers, status: 400,
+          body: { error: 'invalid_request', error_description: 'request body is empty: expected a JSON object', fields: { '(body)': 'is empty: expected a JSON object' } },
+        });
+      }
+    }
+    expect(await gh.services.accounts.model.countDocuments()).toBe(before);
+    // `{}` is not empty: it still gets the field-level answer.
+    expect((await api(gh, 'POST', '/clients', { ...as(admin), body: {} })).body.error_description).toMatch(/client_name/);
+    const token = await api(gh, 'POST', '/registration-tokens', { ...as(admin), rawBody: '', headers: { 'content-type': 'application/json' } });
+    expect(token.status).toBe(201);
+  });
+
   test.each([
     ['null', 'The request body must be a JSON object, not null.'],
     ['[]', 'The request body must be a JSON object, not an array.'],

@@ -63,7 +63,7 @@ export function accountRoutes(router: Router, admin: AdminServices, guard: Guard
   });
 
   router.post('/accounts', guard('accounts:write'), async (ctx) => {
-    const body = parseBody(ctx, createBody, 'account');
+    const body = parseBody(ctx, createBody, 'account', { refuseEmpty: true });
     const created = await accountOps.create(body, call(ctx));
     ctx.status = 201;
     ctx.set('Location', `/admin/api/accounts/${created.account.accountId}`);

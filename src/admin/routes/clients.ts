@@ -60,7 +60,7 @@ export function clientRoutes(router: Router, admin: AdminServices, clients: Clie
   });
 
   router.post('/clients', guard('clients:write'), async (ctx) => {
-    const body = parseBody(ctx, createBody, 'client');
+    const body = parseBody(ctx, createBody, 'client', { refuseEmpty: true });
     if (body.response_types) {
       const problem = grantShapeProblems({
         grant_types: body.grant_types ?? ['authorization_code', 'refresh_token'],

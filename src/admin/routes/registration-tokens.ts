@@ -23,7 +23,7 @@ export function registrationTokenRoutes(router: Router, admin: AdminServices, gu
   });
 
   router.post('/registration-tokens', guard('registration-tokens:write'), async (ctx) => {
-    const body = parseBody(ctx, createBody, 'registration token');
+    const body = parseBody(ctx, createBody, 'registration token', { refuseEmpty: true });
     const minted = await admin.clientOps.mintRegistrationToken(body, call(ctx));
     ctx.status = 201;
     ctx.body = minted;
