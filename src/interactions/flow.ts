@@ -401,8 +401,8 @@ export class SignInFlow {
   // ── consent ────────────────────────────────────────────────────────────────
 
   /**
-   * Everything the request asks for, not only what is missing: with prompt=consent nothing may be missing and
-   * the page would list nothing. What the existing grant already holds is marked as such; scopes the grant
+   * What is missing from the grant; when the request asked for the page again (prompt=consent), or nothing is
+   * missing (which would list nothing), also what the grant already holds, marked as such. Scopes the grant
    * declined (admin scopes without the role) are left out, as they will not be given.
    */
   private async consentView(details: Details, clientName: string): Promise<Outcome> {
@@ -411,24 +411,26 @@ export class SignInFlow {
     const requested = [...new Set(String(details.params.scope ?? '').split(' ').filter(Boolean))];
     const missingScopes = new Set(promptDetails.missingOIDCScope ?? []);
     const grantedScopes = new Set((grant?.getOIDCScope() ?? '').split(' ').filter(Boolean));
+    const missingResources = promptDetails.missingResourceScopes ?? {};
+    const nothingMissing = !missingScopes.size && !promptDetails.missingOIDCClaims?.length && !Object.keys(missingResources).length;
+    const showHeld = details.prompt.reasons.includes('consent_prompt') || nothingMissing;
     const describe = (scope: string) => SCOPE_DESCRIPTIONS[scope] ?? `Use the "${scope}" permission`;
     const scopes = [
       ...requested.filter((scope) => missingScopes.has(scope)),
       ...[...missingScopes].filter((scope) => !requested.includes(scope)),
     ].map((scope) => ({ scope, text: describe(scope), already: false }));
     for (const scope of requested) {
-      if (!missingScopes.has(scope) && grantedScopes.has(scope)) scopes.push({ scope, text: describe(scope), already: true });
+      if (showHeld && !missingScopes.has(scope) && grantedScopes.has(scope)) scopes.push({ scope, text: describe(scope), already: true });
     }
 
     const missingClaims = promptDetails.missingOIDCClaims ?? [];
     const grantedClaims = new Set(grant?.getOIDCClaims() ?? []);
-    const alreadyClaims = requestedClaims(details.params.claims).filter((claim) => !missingClaims.includes(claim) && grantedClaims.has(claim));
+    const alreadyClaims = showHeld ? requestedClaims(details.params.claims).filter((claim) => !missingClaims.includes(claim) && grantedClaims.has(claim)) : [];
     const claims = missingClaims.map((claim) => CLAIM_DESCRIPTIONS[claim] ?? claim);
     const claimsAlready = alreadyClaims.map((claim) => CLAIM_DESCRIPTIONS[claim] ?? claim);
 
-    const missingResources = promptDetails.missingResourceScopes ?? {};
     const resources = Object.entries(missingResources).map(([resource, list]) => ({ resource, scopes: list, already: false }));
-    for (const resource of Object.keys(grant?.resources ?? {})) {
+    for (const resource of showHeld ? Object.keys(grant?.resources ?? {}) : []) {
       const held = grant!.getResourceScopeFiltered(resource, requested).split(' ').filter((scope) => scope && !missingResources[resource]?.includes(scope));
       if (held.length) resources.push({ resource, scopes: held, already: true });
     }
