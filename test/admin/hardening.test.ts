@@ -255,7 +255,7 @@ describe('bodies and queries of the wrong shape', () => {
   test('an empty body to a create is a 400 saying it is empty, labelled JSON or not; a create with only optional fields still takes it', async () => {
     const before = await gh.services.accounts.model.countDocuments();
     for (const target of ['/clients', '/accounts']) {
-      for (const headers of [{ 'content-type': 'application/json' }, {}]) {
+      for (const headers of [{ 'content-type': 'application/json' }, {}] as Array<Record<string, string>>) {
         const res = await api(gh, 'POST', target, { ...as(admin), rawBody: '', headers });
         expect({ target, headers, status: res.status, body: res.body }).toEqual({
           target, headers, status: 400,
