@@ -52,7 +52,7 @@ export class EmailOtpFactor implements Factor<void, void, OtpChallengeResult> {
     if (!subject.email) throw new Error('an account without an email address cannot receive email codes');
   }
 
-  /** Mails a new code (replacing any earlier one for this purpose), within the cooldown and hourly cap. */
+  /** Mails a new code (replacing this sign-in's earlier one; other sign-ins keep theirs), within the cooldown and hourly cap. */
   async challenge(subject: FactorSubject, context: ChallengeContext, purpose: EmailOtpPurpose = 'signin'): Promise<OtpChallengeResult> {
     const email = subject.email;
     if (!email) return { ok: false, reason: 'not_enrolled' };
