@@ -147,11 +147,17 @@ test('an unlock also lifts the sign-in throttle on the account\'s User ID, so it
     page = await submitPassword(attempt, page, 'throttled-owner', PASSWORD);
     expect(isCallback(page.url)).toBe(true);
 
-    // A refused unlock (nothing locked) changes nothing: the throttle on what was typed stays.
+    // Not locked, only throttled: the unlock lifts the throttle alone and says so.
     const other = await gh.services.accounts.create({ userId: 'quiet-owner', email: 'quiet-owner@example.com', name: 'Quiet Owner', password: PASSWORD });
     for (let i = 0; i < 8; i++) await gh.services.rateLimits.consume('signin', { ip: '192.0.2.90', identifier: 'quiet-owner' });
-    await expect(gh.services.admin.accountOps.setStatus(other.accountId, 'unlock', cliCall())).rejects.toThrow(/not locked/);
-    expect((await gh.services.rateLimits.consume('signin', { ip: '192.0.2.90', identifier: 'quiet-owner' })).ok).toBe(false);
+    expect((await gh.services.admin.accountOps.setStatus(other.accountId, 'unlock', cliCall())).cleared).toEqual({ lockout: false, secondFactorPause: false, signInThrottle: true });
+    expect((await gh.services.rateLimits.consume('signin', { ip: '192.0.2.90', identifier: 'quiet-owner' })).ok).toBe(true);
+    // A refused unlock (nothing in force) changes nothing: the count on what was typed stays.
+    const calm = await gh.services.accounts.create({ userId: 'calm-owner', email: 'calm-owner@example.com', name: 'Calm Owner', password: PASSWORD });
+    for (let i = 0; i < 7; i++) await gh.services.rateLimits.consume('signin', { ip: '192.0.2.91', identifier: 'calm-owner' });
+    await expect(gh.services.admin.accountOps.setStatus(calm.accountId, 'unlock', cliCall())).rejects.toThrow(/not locked/);
+    expect((await gh.services.rateLimits.consume('signin', { ip: '192.0.2.91', identifier: 'calm-owner' })).ok).toBe(true);
+    expect((await gh.services.rateLimits.consume('signin', { ip: '192.0.2.91', identifier: 'calm-owner' })).ok).toBe(false);
   } finally {
     await gh.close();
   }

@@ -5,6 +5,7 @@ import type { Page } from './browser.js';
 export function withoutPerRequestValues(page: Page): string {
   return page.body
     .replace(/\/interaction\/[\w-]+/g, '/interaction/X')
+    .replace(/\/recover\?from=[\w-]+/g, '/recover?from=X') // the recovery link carries the interaction id
     .replace(/name="csrf" value="[^"]*"/g, 'name="csrf" value="X"')
     .replace(/data-csrf="[^"]*"/g, 'data-csrf="X"');
 }
