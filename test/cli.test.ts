@@ -16,8 +16,8 @@ import type { Database } from '../src/db/connection.js';
 import { systemClock } from '../src/factors/types.js';
 import { openTestDatabase, startTestGatehouse, testDatabaseUri, TEST_SECRETS_KEY, type TestGatehouse } from './support/gatehouse.js';
 import { discover, exchange, RP_REDIRECT, signIn, startAuthorization } from './support/rp.js';
+import { CLI, runCli, type CliResult } from './support/cli-process.js';
 
-const CLI = path.join(projectRoot, 'scripts', 'cli.ts');
 const dbUri = testDatabaseUri('cli');
 const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-test-'));
 const BOB_PASSWORD = 'correct horse battery';
@@ -28,41 +28,9 @@ const privateJwksFile = path.join(dataDir, 'private-jwks.json');
 writeFileSync(publicJwksFile, JSON.stringify({ keys: [{ ...signingKeys.publicKey.export({ format: 'jwk' }), kid: 'k1' }] }));
 writeFileSync(privateJwksFile, JSON.stringify({ keys: [{ ...signingKeys.privateKey.export({ format: 'jwk' }), kid: 'k1' }] }));
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI; stdin is a pipe holding `input` (empty unless given), so never a terminal. */
+/** Runs the CLI against this file's database and data folder. */
 function cli(args: string[], input = ''): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      cwd: projectRoot,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-        NODE_ENV: 'test',
-        MONGODB_URI: dbUri,
-        GATEHOUSE_SECRETS_KEY: TEST_SECRETS_KEY,
-        GATEHOUSE_DATA_DIR: dataDir,
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdin.on('error', () => undefined); // the CLI may exit before reading it
-    child.stdin.end(input);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(args, { input, env: { MONGODB_URI: dbUri, GATEHOUSE_DATA_DIR: dataDir } });
 }
 
 /** Runs the CLI for each argument list, a few at a time (the machine may have two cores). */

@@ -20,12 +20,12 @@ import { createLogger } from '../../src/logger.js';
 import { CLIENTS_COLLECTION as CLIENTS } from '../../src/oidc/adapter.js';
 import { startGatehouse, type RunningGatehouse } from '../../src/server.js';
 import { TEST_SECRETS_KEY } from '../support/gatehouse.js';
+import { runCli, type CliResult } from '../support/cli-process.js';
 import { discover } from '../support/rp.js';
 
 // Where no mongod is cached, fail over to the stand-in at once instead of trying a download (as the bench does).
 process.env.MONGOMS_RUNTIME_DOWNLOAD ??= 'false';
 
-const CLI = path.join(projectRoot, 'scripts', 'cli.ts');
 const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 
 /** A port nothing listens on right now (the OS picked it and it was released). */
@@ -46,40 +46,9 @@ function deadPid(): number {
   return Number(child.stdout);
 }
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the CLI with the data folder and no MONGODB_URI; GATEHOUSE_EMBEDDED_DB_PORT only when `env` gives one. */
 function cli(dataDir: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      cwd: projectRoot,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-        NODE_ENV: 'test',
-        MONGOMS_RUNTIME_DOWNLOAD: process.env.MONGOMS_RUNTIME_DOWNLOAD!,
-        GATEHOUSE_SECRETS_KEY: TEST_SECRETS_KEY,
-        GATEHOUSE_DATA_DIR: dataDir,
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(args, { timeoutMs: 45_000, env: { MONGOMS_RUNTIME_DOWNLOAD: process.env.MONGOMS_RUNTIME_DOWNLOAD!, GATEHOUSE_DATA_DIR: dataDir, ...env } });
 }
 
 function readRecordFile(dataDir: string): EmbeddedRecord {
