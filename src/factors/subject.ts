@@ -10,7 +10,7 @@ export interface AccountSubject extends FactorSubject {
   market: string;
 }
 
-type SubjectSource = Pick<AccountFields, 'accountId' | 'userId' | 'name' | 'email' | 'phone' | 'phoneVerified' | 'market'>;
+type SubjectSource = Pick<AccountFields, 'accountId' | 'userId' | 'name' | 'email' | 'emailVerified' | 'phone' | 'phoneVerified' | 'market'>;
 
 export function subjectFromAccount(account: SubjectSource): AccountSubject {
   return {
@@ -18,6 +18,7 @@ export function subjectFromAccount(account: SubjectSource): AccountSubject {
     userId: account.userId,
     name: account.name,
     email: account.email ?? null,
+    emailVerified: account.emailVerified === true,
     phone: account.phone ?? null,
     phoneVerified: account.phoneVerified === true && Boolean(account.phone),
     market: account.market,

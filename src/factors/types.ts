@@ -20,6 +20,8 @@ export interface FactorSubject {
   userId: string;
   name: string;
   email?: string | null;
+  /** Already proven: an entered email code then has nothing to record. */
+  emailVerified?: boolean;
   phone?: string | null;
   phoneVerified: boolean;
 }

@@ -71,8 +71,8 @@ export class EmailOtpFactor implements Factor<void, void, OtpChallengeResult> {
     if (!result.ok) return result;
     // A code proves control of the address it went to; if the account's address changed since, it proves nothing.
     if (result.destination.toLowerCase() !== subject.email.toLowerCase()) return { ok: false, reason: 'no_challenge' };
-    // Proving the address is a side effect: failing to record it must not fail the sign-in.
-    await this.deps.onEmailProven?.(subject.accountId, result.destination).catch((err: unknown) => this.deps.log.warn({ err, accountId: subject.accountId }, 'could not mark the email address verified'));
+    // Proving the address is a side effect (a write only while unverified): failing to record it must not fail the sign-in.
+    if (!subject.emailVerified) await this.deps.onEmailProven?.(subject.accountId, result.destination).catch((err: unknown) => this.deps.log.warn({ err, accountId: subject.accountId }, 'could not mark the email address verified'));
     return { ok: true, amr: ['otp'] };
   }
 }
